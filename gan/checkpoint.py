@@ -1,0 +1,130 @@
+"""Training checkpoints and release weights of the GAN.
+
+- Training state (G, D, EMA, optimisers, step, RNG states, config): ``torch.save`` of plain tensors and
+  dicts, loaded with ``weights_only=True``, written atomically (temp file + fsync + rename).
+- Release weights: the EMA generator as safetensors with a JSON metadata header that rebuilds it; loading is
+  strict and never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import GANConfig, ModelConfig, _build
+from .generator import Generator
+
+FORMAT = "lkdetect-gan"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or weights file that does not fit what was asked for."""
+
+
+def atomic_write(path: str | Path, write: Any) -> None:
+    """Call ``write(tmp_path)`` then rename over ``path``: readers see the old or the new file, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_state(path: str | Path, state: dict[str, Any]) -> None:
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_state(path: str | Path, cfg: GANConfig | None = None) -> dict[str, Any]:
+    """Load a training state; with ``cfg``, refuse one written for another model configuration."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for corrupt files
+        raise CheckpointError(f"cannot read training checkpoint {path}: {e}") from e
+    if not isinstance(state, dict) or "config" not in state or "G" not in state:
+        raise CheckpointError(f"{path} is not an lkdetect GAN training checkpoint")
+    if cfg is not None and state["config"]["model"] != _jsonable(cfg.to_dict())["model"]:
+        diff = {
+            k: (v, state["config"]["model"].get(k))
+            for k, v in _jsonable(cfg.to_dict())["model"].items()
+            if state["config"]["model"].get(k) != v
+        }
+        raise CheckpointError(
+            f"checkpoint {path} was trained with another model configuration; (expected, found): {diff}"
+        )
+    return state
+
+
+def _jsonable(d: Any) -> Any:
+    return json.loads(json.dumps(d))
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_generator(path: str | Path, generator: Generator, info: dict[str, Any] | None = None) -> None:
+    """Write release weights: safetensors with metadata (format, version, model config, ``info``)."""
+    from safetensors.torch import save_file
+
+    meta = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "model_config": json.dumps(_jsonable(generator.cfg.__dict__)),
+        "info": json.dumps(info or {}),
+    }
+    tensors = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any]]:
+    """Rebuild the generator from release weights; returns (generator in eval mode, info dict).
+
+    Raises:
+        CheckpointError: not a safetensors file, another format, or tensors that do not match the config.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"GAN weights {path} not found")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {e}") from e
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: expected format {FORMAT!r}, found {meta.get('format')!r}")
+    if int(meta.get("format_version", -1)) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format version {meta['format_version']} is newer than {FORMAT_VERSION}")
+    cfg = _build(ModelConfig, json.loads(meta["model_config"]))
+    g = Generator(cfg)
+    expected = g.state_dict()
+    missing, extra = set(expected) - set(tensors), set(tensors) - set(expected)
+    bad = [k for k in set(expected) & set(tensors) if expected[k].shape != tensors[k].shape]
+    if missing or extra or bad:
+        raise CheckpointError(
+            f"{path}: tensors do not match the model config; missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(extra)[:5]}, wrong shape {sorted(bad)[:5]}"
+        )
+    g.load_state_dict(tensors, strict=True)
+    return g.eval().requires_grad_(False), json.loads(meta.get("info", "{}"))

@@ -1,0 +1,201 @@
+"""Configuration of LatentKeypointGAN: frozen dataclasses and a literal table of named presets.
+
+Every number that shapes the model or its training lives here, never in code. Presets:
+``tiny`` (tests, seconds on a CPU), ``cpu64`` (64x64, designed for a 2-core CPU) and ``paper128``
+(the successor's 128 px sizes, for a GPU). Overrides use dotted keys (``model.tau=0.02``); unknown
+keys raise.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Generator and discriminator shape."""
+
+    resolution: int = 64  # output side in pixels (a power of two, 32 to 256)
+    n_keypoints: int = 10  # K
+    z_dim: int = 256  # each of z_pose, z_app, z_bg
+    mlp_depth: int = 3  # hidden Linear+LeakyReLU layers in each mapping MLP
+    embed_dim: int = 64  # D, channels of the conditioning map
+    tau: float = 0.025  # heatmap width: H = exp(-||p - k||^2 / tau) on the [-1, 1] grid
+    conditioning: str = "sum"  # "sum": sum_k H_k w_k + H_bg w_bg; "concat": stacked per-keypoint maps
+    kp_divisor: float = 20.0  # pre-tanh keypoint output divided by this: keypoints start near the centre
+    start_resolution: int = 8  # side of the keypoint-relative positional start tensor
+    g_channels: tuple[int, ...] = (96, 48, 24, 12)  # generator width per resolution, start .. output
+    spade_hidden: int = 0  # hidden width of SPADE's gamma/beta branch; 0 = a single 1x1 conv (cheap)
+    spade_kernel: int = 1  # kernel of SPADE's gamma/beta convs (1 = cheap, 3 = paper style)
+    d_channels: tuple[int, ...] = (8, 16, 32, 64, 128)  # discriminator width per resolution, input ..
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and bookkeeping."""
+
+    batch_size: int = 32
+    lr_g: float = 1e-4
+    lr_d: float = 4e-4
+    betas: tuple[float, float] = (0.5, 0.9)
+    gp_weight: float = 10.0  # gradient penalty on real images
+    gp_every: int = 16  # lazy regularisation interval (1 = R1 every step)
+    ema_halflife_images: float = 10_000.0  # EMA of G, half-life in images
+    ema_rampup: float = 0.05  # EMA half-life ramps up to this fraction of images seen (0 = off)
+    flip: bool = True  # horizontal-flip augmentation of real images
+    iterations: int = 30_000
+    amp: str = "auto"  # "auto": bf16 autocast where the CPU has native bf16, else fp32; "bf16"; "off"
+    channels_last: bool = True
+    checkpoint_every: int = 250  # iterations between atomic checkpoints
+    checkpoint_minutes: float = 5.0  # ... or this many minutes, whichever comes first
+    sample_every: int = 500  # iterations between sample grids and keypoint diagnostics
+    log_every: int = 20  # iterations between stats.jsonl lines
+    n_diag: int = 64  # samples used for keypoint diagnostics
+    seed: int = 0
+    threads: int = 0  # torch threads; 0 = leave torch's default
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    """A whole run: model plus training."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GANConfig:
+        """Rebuild from ``to_dict`` output; unknown keys raise ``KeyError``."""
+        unknown = set(d) - {"model", "train"}
+        if unknown:
+            raise KeyError(f"unknown config sections {sorted(unknown)}; expected 'model' and 'train'")
+        return cls(model=_build(ModelConfig, d.get("model", {})), train=_build(TrainConfig, d.get("train", {})))
+
+
+def _build(klass: type, values: dict[str, Any]) -> Any:
+    names = {f.name: f for f in dataclasses.fields(klass)}
+    unknown = set(values) - set(names)
+    if unknown:
+        raise KeyError(f"unknown {klass.__name__} keys {sorted(unknown)}; known: {sorted(names)}")
+    fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return klass(**fixed)
+
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    # Seconds on a CPU: for tests only.
+    "tiny": {
+        "model": dict(
+            resolution=32,
+            n_keypoints=4,
+            z_dim=16,
+            mlp_depth=2,
+            embed_dim=8,
+            tau=0.02,
+            start_resolution=4,
+            g_channels=(16, 16, 8, 8),
+            d_channels=(8, 16, 16, 32),
+        ),
+        "train": dict(
+            batch_size=4,
+            iterations=20,
+            checkpoint_every=5,
+            sample_every=10,
+            log_every=1,
+            n_diag=8,
+            ema_halflife_images=100.0,
+            amp="off",
+        ),
+    },
+    # 64x64 on 2 CPU cores: cheap 1x1 SPADE modulation, narrow widths, heatmaps computed once per resolution.
+    "cpu64": {
+        "model": dict(
+            resolution=64,
+            n_keypoints=10,
+            embed_dim=64,
+            tau=0.025,
+            start_resolution=8,
+            g_channels=(96, 48, 24, 12),
+            d_channels=(8, 16, 32, 64, 128),
+        ),
+        "train": dict(batch_size=32, iterations=30_000),
+    },
+    # The successor's 128 px face widths (512, 256, 128, 64 channels; it runs two blocks at 32 px where we
+    # start one octave lower, at 16 px), 3x3 SPADE with a 128-wide hidden layer; for a GPU.
+    "paper128": {
+        "model": dict(
+            resolution=128,
+            n_keypoints=10,
+            embed_dim=128,
+            tau=0.01,
+            start_resolution=16,
+            g_channels=(512, 256, 128, 64),
+            spade_hidden=128,
+            spade_kernel=3,
+            d_channels=(64, 128, 256, 512, 512, 512),
+        ),
+        "train": dict(batch_size=64, iterations=30_000, amp="off"),
+    },
+}
+
+
+def get_config(preset: str = "cpu64", overrides: dict[str, Any] | None = None) -> GANConfig:
+    """Resolve a preset plus dotted overrides (``{"model.tau": 0.02}``) into a validated config."""
+    if preset not in PRESETS:
+        raise KeyError(f"unknown preset {preset!r}; known: {sorted(PRESETS)}")
+    d = {sec: dict(vals) for sec, vals in PRESETS[preset].items()}
+    for key, value in (overrides or {}).items():
+        section, _, name = key.partition(".")
+        if section not in ("model", "train") or not name:
+            raise KeyError(f"override {key!r} must look like 'model.NAME' or 'train.NAME'")
+        d.setdefault(section, {})[name] = value
+    cfg = GANConfig.from_dict(d)
+    validate(cfg)
+    return cfg
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Parse ``["model.tau=0.02", "train.flip=False"]`` into typed values (Python literals, else strings)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        try:
+            out[key.strip()] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            out[key.strip()] = raw
+    return out
+
+
+def validate(cfg: GANConfig) -> None:
+    """Raise ``ValueError`` on a configuration that cannot build a working model."""
+    m, t = cfg.model, cfg.train
+    r = m.resolution
+    if r < 32 or r > 256 or r & (r - 1):
+        raise ValueError(f"model.resolution must be a power of two in [32, 256], got {r}")
+    s = m.start_resolution
+    if s & (s - 1) or s < 4 or s > r:
+        raise ValueError(f"model.start_resolution must be a power of two in [4, resolution], got {s}")
+    n_res = (r // s).bit_length()  # resolutions s, 2s, ..., r
+    if len(m.g_channels) != n_res:
+        raise ValueError(f"model.g_channels needs one width per resolution {s}..{r} ({n_res}), got {m.g_channels}")
+    n_d = (r // 4).bit_length()  # the input width, then one per down-sampling block r -> r/2 -> ... -> 4
+    if len(m.d_channels) != n_d:
+        raise ValueError(
+            f"model.d_channels needs {n_d} widths (input, then one per block {r} -> 4), got {m.d_channels}"
+        )
+    if m.n_keypoints < 1:
+        raise ValueError(f"model.n_keypoints must be >= 1, got {m.n_keypoints}")
+    if m.tau <= 0:
+        raise ValueError(f"model.tau must be > 0, got {m.tau}")
+    if m.conditioning not in ("sum", "concat"):
+        raise ValueError(f"model.conditioning must be 'sum' or 'concat', got {m.conditioning!r}")
+    if t.amp not in ("auto", "bf16", "off"):
+        raise ValueError(f"train.amp must be 'auto', 'bf16' or 'off', got {t.amp!r}")
+    if t.batch_size < 1 or t.gp_every < 1:
+        raise ValueError("train.batch_size and train.gp_every must be >= 1")

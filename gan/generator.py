@@ -1,0 +1,215 @@
+"""LatentKeypointGAN generator (He et al., arXiv 2103.15812, Sec. 3.1).
+
+Noise -> K keypoints, K embeddings and a background embedding (:class:`Latents`) -> Gaussian heatmaps ->
+conditioning map at every resolution -> SPADE residual blocks -> RGB. The spatial layout enters only
+through the keypoints: the start tensor is a sin/cos code of every pixel's offset to every keypoint (the
+successor's positional start), never a learned constant canvas, so the image must follow the keypoints.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+from .keypoint_maps import (
+    background_map,
+    conditioning_channels,
+    conditioning_map,
+    gaussian_heatmaps,
+    keypoint_offsets,
+)
+
+
+@dataclass(frozen=True)
+class Latents:
+    """Everything the image is rendered from; the object edited by :mod:`gan.edit`.
+
+    Attributes:
+        keypoints: (B, K, 2) in [-1, 1], (x, y).
+        kp_embed: (B, K, D) per-keypoint embeddings ``w_k = c_k * MLP(z_app)``.
+        bg_embed: (B, D) background embedding.
+        visible: (B, K) 1 for present parts, 0 for removed ones (their heatmap is dropped).
+    """
+
+    keypoints: torch.Tensor
+    kp_embed: torch.Tensor
+    bg_embed: torch.Tensor
+    visible: torch.Tensor
+
+    def __getitem__(self, idx: int | slice) -> Latents:
+        idx = slice(idx, idx + 1) if isinstance(idx, int) else idx
+        return Latents(self.keypoints[idx], self.kp_embed[idx], self.bg_embed[idx], self.visible[idx])
+
+    def replace(self, **kw: torch.Tensor) -> Latents:
+        return replace(self, **kw)
+
+    @staticmethod
+    def cat(items: list[Latents]) -> Latents:
+        return Latents(
+            *(torch.cat([getattr(x, f) for x in items]) for f in ("keypoints", "kp_embed", "bg_embed", "visible"))
+        )
+
+
+def mlp(d_in: int, d_hidden: int, d_out: int, depth: int) -> nn.Sequential:
+    """``depth`` Linear + LeakyReLU(0.2) layers, then a Linear; every layer its own object."""
+    layers: list[nn.Module] = []
+    for i in range(depth):
+        layers += [nn.Linear(d_in if i == 0 else d_hidden, d_hidden), nn.LeakyReLU(0.2)]
+    layers.append(nn.Linear(d_hidden if depth else d_in, d_out))
+    return nn.Sequential(*layers)
+
+
+@dataclass(frozen=True)
+class Conditioning:
+    """The conditioning of one resolution, kept factorised: maps (B, K + 1, s, s) and embeddings (B, K + 1, D).
+
+    Row K is the background (``H_bg``, ``w_bg``). :meth:`dense` materialises the paper's conditioning map.
+    """
+
+    maps: torch.Tensor
+    embeds: torch.Tensor
+    mode: str = "sum"
+
+    def dense(self) -> torch.Tensor:
+        return conditioning_map(
+            self.maps[:, :-1], self.embeds[:, :-1], self.embeds[:, -1], self.mode, bg=self.maps[:, -1:]
+        )
+
+
+class SPADE(nn.Module):
+    """Spatially-adaptive normalisation: ``(1 + gamma(c)) * norm(x) + beta(c)``, norm per sample and channel.
+
+    With a single 1x1 conv on a "sum" conditioning map the modulation is linear in the maps, so it is computed
+    exactly but cheaply as ``sum_k H_k (W w_k) + b``: (K + 1) x 2C multiply-adds per pixel instead of D x (K + 2C).
+    """
+
+    def __init__(self, channels: int, cond_channels: int, hidden: int = 0, kernel: int = 1):
+        super().__init__()
+        pad = kernel // 2
+        self.factorised = not hidden and kernel == 1
+        if hidden:
+            self.branch = nn.Sequential(
+                nn.Conv2d(cond_channels, hidden, kernel, padding=pad),
+                nn.LeakyReLU(0.2),
+                nn.Conv2d(hidden, 2 * channels, kernel, padding=pad),
+            )
+        else:
+            self.branch = nn.Conv2d(cond_channels, 2 * channels, kernel, padding=pad)
+
+    def modulation(self, cond: Conditioning) -> torch.Tensor:
+        """(B, 2C, s, s): gamma and beta stacked."""
+        if self.factorised and cond.mode == "sum":
+            w = self.branch.weight.flatten(1)  # (2C, D)
+            proj = cond.embeds @ w.t()  # (B, K + 1, 2C)
+            b, k1, s = cond.maps.shape[0], cond.maps.shape[1], cond.maps.shape[-1]
+            out = torch.baddbmm(self.branch.bias.view(1, -1, 1), proj.transpose(1, 2), cond.maps.reshape(b, k1, s * s))
+            return out.view(b, -1, s, s)
+        return self.branch(cond.dense())
+
+    def forward(self, x: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+        gamma, beta = self.modulation(cond).chunk(2, dim=1)
+        return torch.addcmul(beta, F.instance_norm(x, eps=1e-5), 1 + gamma)
+
+
+class SPADEResBlock(nn.Module):
+    """Two SPADE -> LeakyReLU -> conv3x3 stages plus a (1x1 when widths differ) shortcut."""
+
+    def __init__(self, c_in: int, c_out: int, cond_channels: int, hidden: int, kernel: int):
+        super().__init__()
+        self.spade1 = SPADE(c_in, cond_channels, hidden, kernel)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.spade2 = SPADE(c_out, cond_channels, hidden, kernel)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.shortcut = nn.Conv2d(c_in, c_out, 1, bias=False) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+        h = self.conv1(F.leaky_relu(self.spade1(x, cond), 0.2))
+        h = self.conv2(F.leaky_relu(self.spade2(h, cond), 0.2))
+        return (h + self.shortcut(x)) * (1 / math.sqrt(2))
+
+
+class PositionalStart(nn.Module):
+    """Start tensor from keypoint-relative offsets: 1x1 conv of (B, 2K, s, s) offsets, then sin and cos."""
+
+    def __init__(self, n_keypoints: int, channels: int):
+        super().__init__()
+        self.proj = nn.Conv2d(2 * n_keypoints, channels // 2, 1)
+        self.extra = nn.Conv2d(channels // 2 * 2, channels, 1) if channels % 2 else nn.Identity()
+
+    def forward(self, offsets: torch.Tensor) -> torch.Tensor:
+        h = self.proj(offsets) * math.pi
+        return self.extra(torch.cat((torch.sin(h), torch.cos(h)), dim=1))
+
+
+class Generator(nn.Module):
+    """LatentKeypointGAN generator.
+
+    ``forward(z_pose, z_app, z_bg)`` returns images in [-1, 1], (B, 3, R, R); ``map`` and ``render`` split it
+    into latent generation and rendering so the latents can be edited in between.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        k, d, z = cfg.n_keypoints, cfg.embed_dim, cfg.z_dim
+        self.pose_mlp = mlp(z, z, 2 * k, cfg.mlp_depth)
+        self.app_mlp = mlp(z, z, d, cfg.mlp_depth)
+        self.bg_mlp = mlp(z, z, d, cfg.mlp_depth)
+        self.part_const = nn.Parameter(torch.randn(k, d))  # c_k: the identity of each part
+        self.resolutions = [cfg.start_resolution * 2**i for i in range(len(cfg.g_channels))]
+        cc = conditioning_channels(k, d, cfg.conditioning)
+        self.start = PositionalStart(k, cfg.g_channels[0])
+        widths = [cfg.g_channels[0], *cfg.g_channels]
+        self.blocks = nn.ModuleList(
+            SPADEResBlock(widths[i], widths[i + 1], cc, cfg.spade_hidden, cfg.spade_kernel)
+            for i in range(len(cfg.g_channels))
+        )
+        self.to_rgb = nn.Conv2d(cfg.g_channels[-1], 3, 3, padding=1)
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight, a=0.2)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        nn.init.zeros_(self.pose_mlp[-1].bias)
+
+    @property
+    def n_keypoints(self) -> int:
+        return self.cfg.n_keypoints
+
+    @property
+    def resolution(self) -> int:
+        return self.cfg.resolution
+
+    def map(self, z_pose: torch.Tensor, z_app: torch.Tensor, z_bg: torch.Tensor) -> Latents:
+        """Noise (B, z_dim) x3 -> :class:`Latents`."""
+        b, k = z_pose.shape[0], self.cfg.n_keypoints
+        pre = self.pose_mlp(z_pose).view(b, k, 2)
+        keypoints = torch.tanh(pre / self.cfg.kp_divisor)
+        kp_embed = self.part_const.unsqueeze(0) * self.app_mlp(z_app).unsqueeze(1)
+        bg_embed = self.bg_mlp(z_bg)
+        return Latents(keypoints, kp_embed, bg_embed, torch.ones(b, k, device=z_pose.device, dtype=keypoints.dtype))
+
+    def render(self, lat: Latents) -> torch.Tensor:
+        """:class:`Latents` -> images (B, 3, R, R) in [-1, 1]."""
+        x = self.start(keypoint_offsets(lat.keypoints, self.resolutions[0]))
+        for i, (res, block) in enumerate(zip(self.resolutions, self.blocks)):
+            if i:
+                x = F.interpolate(x, scale_factor=2, mode="nearest")
+            x = block(x, self.conditioning(lat, res))
+        return torch.tanh(self.to_rgb(F.leaky_relu(x, 0.2)))
+
+    def conditioning(self, lat: Latents, size: int) -> Conditioning:
+        """Heatmaps (computed once per resolution, removed parts zeroed) with the background map appended."""
+        heat = gaussian_heatmaps(lat.keypoints, size, self.cfg.tau) * lat.visible[:, :, None, None]
+        maps = torch.cat((heat, background_map(heat)), dim=1)
+        embeds = torch.cat((lat.kp_embed, lat.bg_embed.unsqueeze(1)), dim=1)
+        return Conditioning(maps, embeds, self.cfg.conditioning)
+
+    def forward(self, z_pose: torch.Tensor, z_app: torch.Tensor, z_bg: torch.Tensor) -> tuple[torch.Tensor, Latents]:
+        lat = self.map(z_pose, z_app, z_bg)
+        return self.render(lat), lat

@@ -1,0 +1,374 @@
+"""Training loop of LatentKeypointGAN: one ``train_step`` per iteration, atomic checkpoints, exact resume.
+
+Per iteration (DCGAN-style reuse of the fake batch): G step on ``softplus(-D(G(z)))``, then D step on the same
+fakes (detached) and a real batch with ``softplus(D(fake)) + softplus(-D(real))``, plus every ``gp_every``-th
+step a gradient penalty on the reals (lazy regularisation). EMA of G for sampling.
+
+Data parallel over processes: under ``torchrun`` every rank draws its own share of the batch and gradients
+are averaged with ``torch.distributed.all_reduce`` (gloo on CPUs, NCCL on GPUs). Like stylegan2-ada we
+average gradients explicitly instead of wrapping in ``DistributedDataParallel``, whose hooks do not support
+the double backward of the gradient penalty.
+
+All randomness (batches, flips, noise) comes from one ``torch.Generator`` per rank whose state is saved,
+so a resumed run continues bit-identically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from .checkpoint import CheckpointError, load_state, save_generator, save_state
+from .config import GANConfig
+from .diagnostics import keypoint_report
+from .discriminator import Discriminator
+from .generator import Generator
+from .losses import d_logistic_loss, g_nonsaturating_loss, gradient_penalty
+from .sampling import sample
+from .viz import sample_grid, save_png
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+EMA_WEIGHTS = "generator_ema.safetensors"
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU advertises native bf16 arithmetic (AVX-512 BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_amp(amp: str, device: torch.device) -> bool:
+    """Whether to run bf16 autocast: "bf16" forces it, "auto" uses it on CUDA or a CPU with native bf16."""
+    if amp == "off":
+        return False
+    if amp == "bf16":
+        return True
+    return device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+
+
+class Trainer:
+    """Owns G, D, the EMA generator, optimisers, data and the run directory.
+
+    Args:
+        cfg: the run configuration.
+        images: (N, 3, R, R) uint8 training images (every rank holds all; each draws its own batches).
+        run_dir: where config.json, stats.jsonl, samples/ and checkpoints go (rank 0 writes).
+        resume: continue from ``run_dir/checkpoint.pt``; without it an existing checkpoint is an error.
+        device: "cpu", "cuda" or "auto".
+    """
+
+    def __init__(
+        self, cfg: GANConfig, images: torch.Tensor, run_dir: str | Path, resume: bool = False, device: str = "cpu"
+    ):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.rank = dist.get_rank() if dist.is_initialized() else 0
+        self.world = dist.get_world_size() if dist.is_initialized() else 1
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if device == "cuda" else device)
+        t = cfg.train
+        if t.batch_size % self.world:
+            raise ValueError(f"train.batch_size {t.batch_size} must divide by the number of processes {self.world}")
+        self.local_batch = t.batch_size // self.world
+        res = cfg.model.resolution
+        if images.dtype != torch.uint8 or images.ndim != 4 or tuple(images.shape[1:]) != (3, res, res):
+            raise ValueError(f"images must be uint8 (N, 3, {res}, {res}), got {images.dtype} {tuple(images.shape)}")
+        self.images = images
+        self.use_amp = resolve_amp(t.amp, self.device)
+        self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
+
+        torch.manual_seed(t.seed)  # identical initial weights on every rank
+        self.G = Generator(cfg.model).to(self.device, memory_format=self.memory_format)
+        self.D = Discriminator(cfg.model).to(self.device, memory_format=self.memory_format)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, betas=t.betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, betas=t.betas)
+        self.rng = torch.Generator().manual_seed(t.seed * 1000 + self.rank)
+        self.step = 0
+        self.images_seen = 0
+        self.wall_time = 0.0
+        self._stop = False
+
+        ckpt = self.run_dir / CHECKPOINT
+        if ckpt.exists() and not resume:
+            raise CheckpointError(f"{ckpt} exists: pass --resume to continue that run, or choose another --out")
+        if resume:
+            if not ckpt.exists():
+                raise CheckpointError(f"--resume given but {ckpt} does not exist")
+            self.load(ckpt)
+        elif self.rank == 0:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+
+    # ----------------------------------------------------------------------------------------------- steps
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if not self.use_amp:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def _noise(self, n: int) -> list[torch.Tensor]:
+        z = torch.randn(3, n, self.cfg.model.z_dim, generator=self.rng)
+        return [t.to(self.device) for t in z]
+
+    def real_batch(self) -> torch.Tensor:
+        """A random batch of real images in [-1, 1], flipped horizontally at random when configured."""
+        idx = torch.randint(len(self.images), (self.local_batch,), generator=self.rng)
+        x = self.images[idx].float().div_(127.5).sub_(1)
+        if self.cfg.train.flip:
+            flip = torch.rand(self.local_batch, generator=self.rng) < 0.5
+            x[flip] = x[flip].flip(-1)
+        return x.to(self.device).contiguous(memory_format=self.memory_format)
+
+    def _average_gradients(self, module: torch.nn.Module) -> None:
+        if self.world == 1:
+            return
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        flat = torch.cat([g.flatten() for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def train_step(self, real: torch.Tensor) -> dict[str, float]:
+        """One G step and one D step (with the lazy penalty when due); returns the losses."""
+        t = self.cfg.train
+        z = self._noise(real.shape[0])
+        # G step: the D weights are frozen, the fakes keep their graph for G.
+        self.D.requires_grad_(False)
+        with self._autocast():
+            fake, _ = self.G(*z)
+            loss_g = g_nonsaturating_loss(self.D(fake).float())
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self._average_gradients(self.G)
+        self.opt_g.step()
+
+        # D step on the same fakes, plus the lazy gradient penalty every gp_every steps.
+        self.D.requires_grad_(True)
+        do_gp = t.gp_weight > 0 and self.step % t.gp_every == 0
+        real = real.detach().requires_grad_(do_gp)
+        with self._autocast():
+            logits = self.D(torch.cat((real, fake.detach()))).float()
+        real_logits, fake_logits = logits[: real.shape[0]], logits[real.shape[0] :]
+        loss_d = d_logistic_loss(real_logits, fake_logits)
+        total = loss_d
+        gp = torch.zeros(())
+        if do_gp:
+            gp = gradient_penalty(real_logits, real)
+            total = total + gp * (t.gp_weight / 2 * t.gp_every)
+        self.opt_d.zero_grad(set_to_none=True)
+        total.backward()
+        self._average_gradients(self.D)
+        self.opt_d.step()
+        self._update_ema()
+        self.step += 1
+        self.images_seen += t.batch_size
+        out = {
+            "loss_g": loss_g.item(),
+            "loss_d": loss_d.item(),
+            "d_real": real_logits.mean().item(),
+            "d_fake": fake_logits.mean().item(),
+        }
+        if do_gp:
+            out["gp"] = gp.item()
+        return out
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        t = self.cfg.train
+        halflife = t.ema_halflife_images
+        if t.ema_rampup > 0:
+            halflife = min(halflife, self.images_seen * t.ema_rampup)
+        beta = 0.5 ** (t.batch_size / max(halflife, 1e-8))
+        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
+            p_ema.lerp_(p, 1 - beta)
+        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            b_ema.copy_(b)
+
+    # ------------------------------------------------------------------------------------------ the loop
+    def fit(self, iterations: int | None = None, progress: bool = True) -> None:
+        """Train until ``iterations`` (default ``cfg.train.iterations``) steps are done in total.
+
+        Checkpoints atomically every ``checkpoint_every`` steps or ``checkpoint_minutes``, on SIGTERM/SIGINT and
+        at the end, so a kill loses at most the steps since the last checkpoint.
+        """
+        t = self.cfg.train
+        total = iterations if iterations is not None else t.iterations
+        bar = None
+        if progress and self.rank == 0:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=self.step, unit="it", dynamic_ncols=True, desc="train-gan")
+        old_handlers = self._install_signal_handlers()
+        last_ckpt, window_t, window_n = time.time(), time.time(), 0
+        try:
+            while self.step < total and not self._stop:
+                t0 = time.time()
+                losses = self.train_step(self.real_batch())
+                dt = time.time() - t0
+                self.wall_time += dt
+                window_n += t.batch_size
+                if bar is not None:
+                    bar.update(1)
+                if self.step % t.log_every == 0 or self.step == total:
+                    ips = window_n / max(time.time() - window_t, 1e-9)
+                    window_t, window_n = time.time(), 0
+                    self._log(
+                        {
+                            "step": self.step,
+                            "images": self.images_seen,
+                            "images_per_s": round(ips, 1),
+                            **{k: round(v, 4) for k, v in losses.items()},
+                        }
+                    )
+                    if bar is not None:
+                        bar.set_postfix(d=f"{losses['loss_d']:.3f}", g=f"{losses['loss_g']:.3f}", ips=f"{ips:.0f}")
+                if self.step % t.sample_every == 0 or self.step == total:
+                    self.snapshot()
+                if self.step % t.checkpoint_every == 0 or time.time() - last_ckpt > 60 * t.checkpoint_minutes:
+                    self.save()
+                    last_ckpt = time.time()
+            self.save()
+        finally:
+            for sig, h in old_handlers.items():
+                signal.signal(sig, h)
+            if bar is not None:
+                bar.close()
+
+    def _install_signal_handlers(self) -> dict:
+        def stop(signum: int, frame: Any) -> None:
+            log.warning("signal %d: finishing this step, checkpointing and stopping", signum)
+            self._stop = True
+
+        handlers = {}
+        try:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                handlers[sig] = signal.signal(sig, stop)
+        except ValueError:  # not the main thread
+            pass
+        return handlers
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if self.rank != 0:
+            return
+        with open(self.run_dir / "stats.jsonl", "a") as f:
+            f.write(json.dumps({"time": round(self.wall_time, 1), **record}) + "\n")
+
+    @torch.no_grad()
+    def snapshot(self) -> dict[str, Any]:
+        """Sample grid of the EMA generator (keypoints drawn) and keypoint diagnostics into stats.jsonl."""
+        if self.rank != 0:
+            return {}
+        s = sample(self.G_ema, 32, seed=0)
+        grid = sample_grid(s.images, s.keypoints, nrow=8, scale=2)
+        save_png(grid, self.run_dir / "samples" / f"step_{self.step:07d}.png")
+        save_png(grid, self.run_dir / "samples" / "latest.png")
+        diag = keypoint_report(self.G_ema, n=self.cfg.train.n_diag)
+        self._log({"step": self.step, "diag": diag})
+        log.info("step %d keypoints: %s", self.step, diag)
+        return diag
+
+    # ----------------------------------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        rng_states = [self.rng.get_state()]
+        if self.world > 1:
+            gathered: list[Any] = [None] * self.world
+            dist.all_gather_object(gathered, self.rng.get_state())
+            rng_states = gathered
+        return {
+            "config": json.loads(json.dumps(self.cfg.to_dict())),
+            "step": self.step,
+            "images_seen": self.images_seen,
+            "wall_time": self.wall_time,
+            "world": self.world,
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+            "G_ema": self.G_ema.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "rng": rng_states,
+        }
+
+    def check_replicas(self) -> float:
+        """Largest difference of a parameter checksum between ranks (0 on one process); raises when ranks diverged."""
+        if self.world == 1:
+            return 0.0
+        checksum = torch.stack([p.detach().double().sum() for p in self.G.parameters()]).sum().reshape(1)
+        lo, hi = checksum.clone(), checksum.clone()
+        dist.all_reduce(lo, op=dist.ReduceOp.MIN)
+        dist.all_reduce(hi, op=dist.ReduceOp.MAX)
+        gap = (hi - lo).item()
+        if gap > 1e-6 * max(1.0, abs(checksum.item())):
+            raise RuntimeError(
+                f"data-parallel replicas diverged (checksum gap {gap}); gradients are not being averaged"
+            )
+        return gap
+
+    def save(self) -> None:
+        """Atomically write checkpoint.pt and the EMA release weights (rank 0)."""
+        self.check_replicas()
+        state = self.state_dict()  # every rank takes part in gathering the RNG states
+        if self.rank != 0:
+            return
+        save_state(self.run_dir / CHECKPOINT, state)
+        save_generator(
+            self.run_dir / EMA_WEIGHTS,
+            self.G_ema,
+            {"step": self.step, "images_seen": self.images_seen, "wall_time_s": round(self.wall_time)},
+        )
+
+    def load(self, path: Path) -> None:
+        state = load_state(path, self.cfg)
+        if state["world"] != self.world:
+            raise CheckpointError(
+                f"{path} was written by {state['world']} processes, now {self.world}: "
+                "resume with the same number of processes"
+            )
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.G_ema.load_state_dict(state["G_ema"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.rng.set_state(state["rng"][self.rank])
+        self.step, self.images_seen, self.wall_time = state["step"], state["images_seen"], state["wall_time"]
+        self._truncate_stats()
+        log.info("resumed %s at step %d", path, self.step)
+
+    def _truncate_stats(self) -> None:
+        """Drop stats.jsonl lines logged after the checkpoint (a killed run logs past it), so steps stay unique."""
+        path = self.run_dir / "stats.jsonl"
+        if self.rank != 0 or not path.exists():
+            return
+        lines = path.read_text().splitlines()
+        keep = [x for x in lines if x.strip() and json.loads(x).get("step", 0) <= self.step]
+        if len(keep) != len(lines):
+            path.write_text("".join(k + "\n" for k in keep))
+
+
+def init_distributed() -> bool:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1); returns whether distributed."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return dist.is_initialized()
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    dist.init_process_group(backend)
+    return True

@@ -1,0 +1,80 @@
+import torch
+
+from gan.config import get_config
+from gan.generator import SPADE, Conditioning
+from gan.keypoint_maps import (
+    background_map,
+    conditioning_map,
+    gaussian_heatmaps,
+    grid2d,
+    keypoint_offsets,
+    to_normalized,
+    to_pixels,
+)
+
+
+def test_grid_pixel_centres():
+    g = grid2d(4)
+    assert g.shape == (4, 4, 2)
+    assert torch.allclose(g[0, :, 0], torch.tensor([-0.75, -0.25, 0.25, 0.75]))
+    assert torch.allclose(to_pixels(g, 4)[1, 2], torch.tensor([2.0, 1.0]))  # (x, y) of row 1, column 2
+
+
+def test_pixel_round_trip():
+    xy = torch.rand(5, 3, 2) * 2 - 1
+    assert torch.allclose(to_normalized(to_pixels(xy, 64), 64), xy, atol=1e-6)
+
+
+def test_heatmap_peak_at_keypoint_and_matches_formula():
+    kp = torch.tensor([[[to_normalized(torch.tensor(5.0), 16).item(), to_normalized(torch.tensor(9.0), 16).item()]]])
+    h = gaussian_heatmaps(kp, 16, tau=0.02)
+    assert h.shape == (1, 1, 16, 16)
+    assert divmod(h.flatten().argmax().item(), 16) == (9, 5)  # row y=9, column x=5
+    assert torch.isclose(h[0, 0, 9, 5], torch.tensor(1.0))
+    g = grid2d(16)
+    direct = torch.exp(-((g - kp[0, 0]) ** 2).sum(-1) / 0.02)
+    assert torch.allclose(h[0, 0], direct, atol=1e-6)
+
+
+def test_heatmap_gradcheck():
+    kp = (torch.rand(2, 3, 2, dtype=torch.double) * 1.6 - 0.8).requires_grad_()
+    assert torch.autograd.gradcheck(lambda k: gaussian_heatmaps(k, 6, 0.05), (kp,))
+    tau = torch.full((2, 3), 0.05, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: gaussian_heatmaps(kp.detach(), 6, t), (tau,))
+
+
+def test_conditioning_sum_and_concat():
+    b, k, d, s = 2, 3, 4, 8
+    heat = torch.rand(b, k, s, s)
+    w, wb = torch.randn(b, k, d), torch.randn(b, d)
+    c = conditioning_map(heat, w, wb, "sum")
+    expected = (
+        sum(heat[:, i, None] * w[:, i, :, None, None] for i in range(k)) + background_map(heat) * wb[..., None, None]
+    )
+    assert torch.allclose(c, expected, atol=1e-5)
+    cc = conditioning_map(heat, w, wb, "concat")
+    assert cc.shape == (b, (k + 1) * d, s, s)
+    assert torch.allclose(cc.view(b, k + 1, d, s, s).sum(1), c, atol=1e-5)
+
+
+def test_factorised_spade_equals_dense_conditioning_map():
+    """The cheap SPADE path is the paper's 1x1 conv on the conditioning map, computed in another order."""
+    spade = SPADE(channels=6, cond_channels=5)
+    maps, embeds = torch.rand(2, 4, 8, 8), torch.randn(2, 4, 5)
+    cond = Conditioning(maps, embeds, "sum")
+    assert spade.factorised
+    assert torch.allclose(spade.modulation(cond), spade.branch(cond.dense()), atol=1e-5)
+
+
+def test_keypoint_offsets_layout():
+    kp = torch.tensor([[[0.25, -0.5]]])
+    off = keypoint_offsets(kp, 4)
+    g = grid2d(4)
+    assert off.shape == (1, 2, 4, 4)
+    assert torch.allclose(off[0, 0], g[..., 0] - 0.25) and torch.allclose(off[0, 1], g[..., 1] + 0.5)
+
+
+def test_presets_resolve():
+    for name in ("tiny", "cpu64", "paper128"):
+        cfg = get_config(name)
+        assert cfg.model.resolution in (32, 64, 128)

@@ -1,0 +1,84 @@
+"""Training loop: exact resume, atomic checkpoints, refusing to clobber or mix runs."""
+
+import json
+
+import pytest
+import torch
+
+from gan import get_config, load_generator
+from gan.checkpoint import CheckpointError, load_state
+from gan.train import Trainer
+
+
+def images(n=16, res=32):
+    g = torch.Generator().manual_seed(1)
+    return torch.randint(0, 256, (n, 3, res, res), dtype=torch.uint8, generator=g)
+
+
+def test_resume_is_bit_identical(tmp_path):
+    cfg = get_config("tiny", {"train.checkpoint_every": 1000, "train.sample_every": 1000, "train.gp_every": 2})
+    straight = Trainer(cfg, images(), tmp_path / "a")
+    straight.fit(6, progress=False)
+
+    half = Trainer(cfg, images(), tmp_path / "b")
+    half.fit(3, progress=False)
+    resumed = Trainer(cfg, images(), tmp_path / "b", resume=True)
+    assert resumed.step == 3
+    resumed.fit(6, progress=False)
+
+    for (name, p), q in zip(straight.G.state_dict().items(), resumed.G.state_dict().values()):
+        assert torch.equal(p, q), name
+    for p, q in zip(straight.D.state_dict().values(), resumed.D.state_dict().values()):
+        assert torch.equal(p, q)
+    for p, q in zip(straight.G_ema.state_dict().values(), resumed.G_ema.state_dict().values()):
+        assert torch.equal(p, q)
+
+
+def test_run_directory_contents_and_release_weights(tmp_path):
+    cfg = get_config("tiny")
+    t = Trainer(cfg, images(), tmp_path)
+    t.fit(10, progress=False)
+    assert json.loads((tmp_path / "config.json").read_text()) == json.loads(json.dumps(cfg.to_dict()))
+    lines = [json.loads(x) for x in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    assert any("loss_d" in r for r in lines) and any("diag" in r for r in lines)
+    diag = next(r["diag"] for r in lines if "diag" in r)
+    assert len(diag["kp_spread"]) == cfg.model.n_keypoints and 0 <= diag["kp_central"] <= 1
+    assert (tmp_path / "samples" / "latest.png").is_file()
+    g, info = load_generator(tmp_path / "generator_ema.safetensors")
+    assert info["step"] == 10
+    for p, q in zip(g.state_dict().values(), t.G_ema.state_dict().values()):
+        assert torch.equal(p, q)
+    # the EMA moved away from G's initial weights but is not G itself
+    assert not all(torch.equal(p, q) for p, q in zip(g.state_dict().values(), t.G.state_dict().values()))
+
+
+def test_existing_run_is_not_overwritten_and_other_config_refused(tmp_path):
+    cfg = get_config("tiny")
+    Trainer(cfg, images(), tmp_path).fit(2, progress=False)
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    with pytest.raises(CheckpointError, match="--resume"):
+        Trainer(cfg, images(), tmp_path)
+    other = get_config("tiny", {"model.n_keypoints": 5})
+    with pytest.raises(CheckpointError, match="n_keypoints"):
+        Trainer(other, images(), tmp_path, resume=True)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+    with pytest.raises(CheckpointError, match="does not exist"):
+        Trainer(cfg, images(), tmp_path / "fresh", resume=True)
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_state(tmp_path / "checkpoint.pt")
+
+
+def test_wrong_image_tensor_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="uint8"):
+        Trainer(get_config("tiny"), torch.zeros(4, 3, 64, 64, dtype=torch.uint8), tmp_path)
+
+
+def test_losses_are_finite_and_gp_is_logged(tmp_path):
+    cfg = get_config("tiny", {"train.gp_every": 1})
+    t = Trainer(cfg, images(), tmp_path)
+    out = t.train_step(t.real_batch())
+    assert set(out) >= {"loss_g", "loss_d", "gp"} and all(torch.isfinite(torch.tensor(v)) for v in out.values())
