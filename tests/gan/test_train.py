@@ -82,3 +82,16 @@ def test_losses_are_finite_and_gp_is_logged(tmp_path):
     t = Trainer(cfg, images(), tmp_path)
     out = t.train_step(t.real_batch())
     assert set(out) >= {"loss_g", "loss_d", "gp"} and all(torch.isfinite(torch.tensor(v)) for v in out.values())
+
+
+def test_release_writes_weights_grid_and_card(tmp_path):
+    from gan.release import release
+
+    t = Trainer(get_config("tiny"), images(), tmp_path / "run")
+    t.fit(4, progress=False)
+    w = release(tmp_path / "run", "toy", "random pixels", out=tmp_path / "weights")
+    g, info = load_generator(w)
+    assert info["step"] == 4 and info["training_data"] == "random pixels" and len(info["source_sha256"]) == 64
+    assert (tmp_path / "weights" / "toy_gan_samples.png").is_file()
+    card = (tmp_path / "weights" / "toy_gan.md").read_text()
+    assert "| iterations | 4 " in card and "locality" in card

@@ -1,0 +1,27 @@
+"""The benchmarks by name: ``load_benchmark("mafl" | "celeba-wild" | "cub" | "mtfl", root)`` (PAPER.md
+"Benchmark protocols"; the readers and their preprocessing live in celeba.py, cub.py and mtfl.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import celeba, cub, mtfl
+from .samples import Benchmark
+
+BENCHMARKS = ("mafl", "celeba-wild", "cub", "mtfl")
+
+
+def load_benchmark(name: str, root: str | Path, classes: Sequence[int] | None = None) -> Benchmark:
+    """Read a benchmark's train and test splits from ``root`` (official layout). ``classes``: CUB only."""
+    if classes is not None and name != "cub":
+        raise ValueError(f"classes apply to cub only, not {name}")
+    if name == "mafl":
+        return celeba.read_mafl(root)
+    if name == "celeba-wild":
+        return celeba.read_celeba_wild(root)
+    if name == "cub":
+        return cub.read_benchmark(root, classes)
+    if name == "mtfl":
+        return mtfl.read_benchmark(root)
+    raise ValueError(f"unknown benchmark {name!r}; expected one of {', '.join(BENCHMARKS)}")

@@ -1,0 +1,92 @@
+"""Linear landmark regression, the standard evaluation of unsupervised keypoints (Thewlis et al. 2017, IMM, AutoLink;
+PAPER.md "Benchmark protocols").
+
+A linear map from the 2K detected coordinates to the 2L annotated ones, fitted in closed form by least squares,
+WITHOUT bias by default (``bias=True`` adds a constant feature; ``ridge`` adds lambda * ||W||^2, the bias column
+not penalised). CUB: one regressor per landmark (2K -> 2), fitted only on the images where it is visible.
+
+Coordinates: both sides are normalised to the preprocessed image, u = (x + 0.5) / W, v = (y + 0.5) / H, i.e. in
+[0, 1] with the origin at the image's top-left corner, as AutoLink's evaluation. Without bias the origin matters
+(the map cannot translate); the corner origin is the convention of the published numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+def _features(x: np.ndarray, bias: bool) -> np.ndarray:
+    f = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    return np.concatenate([f, np.ones((len(f), 1))], axis=1) if bias else f
+
+
+def _solve(a: np.ndarray, y: np.ndarray, ridge: float, bias: bool) -> np.ndarray:
+    """argmin_W ||A W - Y||^2 + ridge ||W'||^2 (W' = W without the bias row)."""
+    if ridge < 0:
+        raise ValueError(f"ridge must be >= 0, got {ridge}")
+    if ridge == 0:
+        return np.linalg.lstsq(a, y, rcond=None)[0]  # minimum-norm solution when A is rank deficient
+    penalty = np.eye(a.shape[1]) * ridge
+    if bias:
+        penalty[-1, -1] = 0.0
+    return np.linalg.solve(a.T @ a + penalty, a.T @ y)
+
+
+@dataclass(frozen=True)
+class LinearRegressor:
+    """Detected keypoints (N, K, 2) -> landmarks (N, L, 2), one linear map for all landmarks.
+
+    Attributes:
+        weights: (2K [+1], 2L); features are the flattened (x0, y0, x1, y1, ...) [, 1].
+        bias: whether a constant feature is appended.
+    """
+
+    weights: np.ndarray
+    bias: bool
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return (_features(x, self.bias) @ self.weights).reshape(len(x), -1, 2)
+
+
+@dataclass(frozen=True)
+class PerPartRegressor:
+    """One 2K [+1] -> 2 map per landmark (CUB). ``weights``: (L, 2K [+1], 2)."""
+
+    weights: np.ndarray
+    bias: bool
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.einsum("nf,lfc->nlc", _features(x, self.bias), self.weights)
+
+
+def fit_linear(x: np.ndarray, y: np.ndarray, bias: bool = False, ridge: float = 0.0) -> LinearRegressor:
+    """Fit on detected keypoints ``x`` (N, K, 2) and landmarks ``y`` (N, L, 2), normalised coordinates."""
+    if len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"need as many (>0) detections as landmark sets, got {len(x)} and {len(y)}")
+    a = _features(x, bias)
+    return LinearRegressor(_solve(a, np.asarray(y, dtype=np.float64).reshape(len(y), -1), ridge, bias), bias)
+
+
+def fit_per_part(
+    x: np.ndarray, y: np.ndarray, visible: np.ndarray, bias: bool = False, ridge: float = 0.0
+) -> PerPartRegressor:
+    """One regressor per landmark l, fitted on the images with ``visible[:, l]`` (N, L) True.
+
+    A landmark never visible in training gets zero weights (it predicts the origin, as AutoLink), with a warning.
+    """
+    a = _features(x, bias)
+    y = np.asarray(y, dtype=np.float64)
+    visible = np.asarray(visible, dtype=bool)
+    weights = np.zeros((y.shape[1], a.shape[1], 2))
+    for part in range(y.shape[1]):
+        rows = visible[:, part]
+        if not rows.any():
+            logger.warning("landmark %d is visible in no training image; it gets zero weights", part)
+            continue
+        weights[part] = _solve(a[rows], y[rows, part], ridge, bias)
+    return PerPartRegressor(weights, bias)

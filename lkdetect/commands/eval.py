@@ -1,0 +1,73 @@
+"""``lkdetect eval``: score a detector on a landmark benchmark (MAFL, CelebA in the wild, CUB-200-2011, MTFL) with the
+linear-regression protocol of PAPER.md "Benchmark protocols"; prints a table, writes a report with ``--out``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+BENCHMARKS = ("mafl", "celeba-wild", "cub", "mtfl")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("benchmark", choices=BENCHMARKS, help="benchmark protocol")
+    p.add_argument("--root", required=True, help="dataset folder in its official layout")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--weights", help="lkdetect weights (.safetensors) for the PyTorch detector")
+    src.add_argument("--onnx", help="ONNX model for onnxruntime")
+    p.add_argument("--classes", default=None, help="CUB only: comma-separated class ids, e.g. 1,2,3 (default: all)")
+    p.add_argument("--out", default=None, help="folder for report.json, report.md, ced.png, best_worst.png")
+    p.add_argument("--bias", action="store_true", help="regression with a bias term (the protocol has none)")
+    p.add_argument("--ridge", type=float, default=0.0, help="ridge penalty of the regression (default 0)")
+    p.add_argument("--batch-size", type=int, default=32, help="images per detector call")
+    p.add_argument("--limit", type=int, default=None, help="only the first N images of each split (quick check)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def parse_classes(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise ValueError(f"--classes must be comma-separated integers, got {text!r}") from None
+
+
+def load_detector(args: argparse.Namespace) -> Any:
+    """The detector named by ``--weights`` or ``--onnx`` (imported lazily)."""
+    if args.onnx:
+        from lkdetect.onnx import OnnxDetector
+
+        return OnnxDetector(args.onnx)
+    from lkdetect.detector import Detector
+
+    return Detector.load(args.weights)
+
+
+def run(args: argparse.Namespace) -> int:
+    from evaluation import evaluate
+    from evaluation.report import markdown_table
+
+    classes = parse_classes(args.classes)
+    if classes is not None and args.benchmark != "cub":
+        raise ValueError("--classes applies to cub only")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {args.limit}")
+    detector = load_detector(args)
+    result = evaluate(
+        detector,
+        args.benchmark,
+        args.root,
+        classes=classes,
+        bias=args.bias,
+        ridge=args.ridge,
+        out=args.out,
+        progress=not args.no_progress,
+        batch_size=args.batch_size,
+        limit=args.limit,
+    )
+    print(f"{result['benchmark']}: {result['metric']}, K = {result['num_keypoints']}")
+    print(markdown_table(result))
+    if args.out:
+        print(f"report: {args.out}")
+    return 0
