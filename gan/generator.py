@@ -195,8 +195,18 @@ class Generator(nn.Module):
         return Latents(keypoints, kp_embed, bg_embed, torch.ones(b, k, device=z_pose.device, dtype=keypoints.dtype))
 
     def render(self, lat: Latents) -> torch.Tensor:
-        """:class:`Latents` -> images (B, 3, R, R) in [-1, 1]."""
-        x = self.start(keypoint_offsets(lat.keypoints, self.resolutions[0]))
+        """:class:`Latents` -> images (B, 3, R, R) in [-1, 1].
+
+        Latents may carry more than K keypoints (parts added by editing): the first K feed the positional start,
+        all of them feed the heatmap conditioning (``conditioning="sum"`` only).
+        """
+        k, k_lat = self.cfg.n_keypoints, lat.keypoints.shape[1]
+        if k_lat < k or (k_lat > k and self.cfg.conditioning != "sum"):
+            raise ValueError(f"latents have {k_lat} keypoints; this generator takes K = {k}"
+                             + (" or more (added parts)" if self.cfg.conditioning == "sum" else ""))
+        if lat.kp_embed.shape[-1] != self.cfg.embed_dim:
+            raise ValueError(f"embedding dim {lat.kp_embed.shape[-1]} does not match D = {self.cfg.embed_dim}")
+        x = self.start(keypoint_offsets(lat.keypoints[:, :k], self.resolutions[0]))
         for i, (res, block) in enumerate(zip(self.resolutions, self.blocks)):
             if i:
                 x = F.interpolate(x, scale_factor=2, mode="nearest")

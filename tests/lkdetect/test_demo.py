@@ -1,0 +1,114 @@
+"""``lkdetect demo`` end to end on a tiny generator, and the shipped-weights resolver."""
+
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import gan
+from lkdetect import demo as demo_mod
+from lkdetect.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def tiny_gan(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("gan") / "tiny_gan.safetensors"
+    gan.save_generator(path, gan.Generator(gan.get_config("tiny").model), {"step": 7})
+    return path
+
+
+def test_cli_demo_end_to_end(tiny_gan, tmp_path, monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "lkdetect.detector", None)  # no detector: the demo must still run
+    out = tmp_path / "demo"
+    with caplog.at_level(logging.WARNING):
+        rc = main(["demo", "--gan", str(tiny_gan), "--out", str(out), "--seed", "1", "--no-progress"])
+    assert rc == 0
+    assert any("no keypoint detector" in r.getMessage() for r in caplog.records)
+    page = (out / "index.html").read_text()
+    refs = re.findall(r'src="([^"]+)"', page)
+    assert {"samples.png", "edit_translate.png", "edit_move_part.png", "edit_scale.png", "edit_rotate.png",
+            "edit_swap_embeddings.png", "edit_swap_subset.png", "edit_interpolate_embeddings.png",
+            "edit_background.png", "edit_remove_part.png", "edit_add_part.png", "anim_move_part.gif",
+            "anim_interpolate_pose.gif", "anim_interpolate_embeddings.gif"} == set(refs)
+    assert len(re.findall("<figcaption>", page)) == len(refs) and "step 7" in page and "Locality" in page
+    for name in refs:
+        with Image.open(out / name) as im:
+            assert im.width >= 3 * 32 * 8 if name.startswith("edit_") else im.width >= 32 * 8
+            if name.endswith(".gif"):
+                assert im.n_frames >= 10
+                im.seek(0)
+                first = np.asarray(im.convert("RGB")).copy()
+                im.seek(im.n_frames // 2)
+                assert np.abs(np.asarray(im.convert("RGB")).astype(int) - first).max() > 0  # it moves
+    # The before/after panels differ where they should: "after" differs from "before" for every edit.
+    with Image.open(out / "edit_move_part.png") as im:
+        arr = np.asarray(im.convert("RGB")).astype(int)
+    w = 32 * 8
+    assert np.abs(arr[4:4 + w, 4:4 + w] - arr[4:4 + w, 8 + w:8 + 2 * w]).max() > 0
+
+
+def test_demo_is_deterministic_and_draws_detections(tiny_gan, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "lkdetect.detector", None)
+    calls = []
+
+    def detect(images):
+        calls.append(tuple(images.shape[1:]))
+        return torch.full((len(images), 2, 2), 16.0)  # two detections at the image centre
+
+    r1 = demo_mod.run_demo(tmp_path / "a", seed=2, gan_path=tiny_gan, detect=detect, n_grid=4)
+    r2 = demo_mod.run_demo(tmp_path / "b", seed=2, gan_path=tiny_gan, n_grid=4)
+    assert r1.detector and not r2.detector and set(calls) == {(3, 32, 32)}
+    assert "crosses" in r1.html.read_text() and "no keypoint detector" in r2.html.read_text()
+
+    def grid(r):
+        return np.asarray(Image.open(r.files["samples.png"]).convert("RGB")).astype(int)
+
+    g1, g2 = grid(r1), grid(r2)
+    assert g1.shape == g2.shape == (32 * 8 + 4, 4 * (32 * 8 + 2) + 2, 3)  # 4 tiles of 32 px x 8, 2 px gaps
+    changed = np.abs(g1 - g2).sum(-1) > 0  # only the crosses differ, and they sit at each tile's centre
+    ys, xs = changed.nonzero()
+    assert changed.any() and np.all(np.abs(ys - (2 + 16.5 * 8)) < 12) and len(set(xs // 258)) == 4
+    r3 = demo_mod.run_demo(tmp_path / "c", seed=2, gan_path=tiny_gan, detect=detect, n_grid=4)
+    assert np.array_equal(grid(r3), g1)
+    assert 0 <= r1.measures["locality"] <= 1 and r1.measures == r3.measures
+
+
+def test_demo_errors(tiny_gan, tmp_path, capsys):
+    assert main(["demo", "--domain", "no_such_domain", "--out", str(tmp_path / "x"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "no shipped GAN weights" in err and "no_such_domain_gan.safetensors" in err
+    assert main(["demo", "--gan", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "y")]) == 2
+    with pytest.raises(ValueError, match="domain"):
+        demo_mod.shipped_gan_path("../faces")
+
+
+def test_shipped_gan_path_order(tmp_path, monkeypatch):
+    pkg = tmp_path / "lkdetect"
+    (pkg / "weights").mkdir(parents=True)
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "faces_gan.safetensors").write_bytes(b"repo")
+    monkeypatch.setattr(demo_mod, "PACKAGE_DIR", pkg)
+    assert demo_mod.shipped_gan_path("faces") == tmp_path / "weights" / "faces_gan.safetensors"
+    (pkg / "weights" / "faces_gan.safetensors").write_bytes(b"package")
+    assert demo_mod.shipped_gan_path("faces") == pkg / "weights" / "faces_gan.safetensors"  # package data first
+    with pytest.raises(FileNotFoundError, match="birds_gan"):
+        demo_mod.shipped_gan_path("birds")
+
+
+def test_import_demo_does_not_load_gan():
+    code = "import sys, lkdetect.demo, lkdetect.commands.demo; print('gan' in sys.modules, 'cv2' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]
