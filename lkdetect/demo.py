@@ -28,23 +28,21 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Detect = Callable[["torch.Tensor"], "torch.Tensor"]  # (N, 3, R, R) in [0, 1] -> (N, K, 2) pixels (x, y)
-PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def shipped_gan_path(domain: str = "faces") -> Path:
-    """Path of the shipped GAN weights of ``domain``.
-
-    Looks in ``lkdetect/weights/<domain>_gan.safetensors`` (package data, works after ``pip install .``) and
-    then in ``<repo>/weights/<domain>_gan.safetensors`` (editable install / source checkout).
+    """Path of the shipped GAN weights ``<domain>_gan.safetensors``, searched where the shipped detectors are
+    (:func:`lkdetect.weights.weights_dirs`: ``$LKDETECT_WEIGHTS_DIR``, package data, the checkout's ``weights/``).
 
     Raises:
         ValueError: a domain name other than lower-case letters, digits and underscores.
-        FileNotFoundError: neither file exists (the message lists both places).
+        FileNotFoundError: no such file (the message lists the places searched).
     """
+    from .weights import weights_dirs
+
     if not re.fullmatch(r"[a-z0-9_]+", domain):
         raise ValueError(f"domain must be lower-case letters, digits or '_', got {domain!r}")
-    name = f"{domain}_gan.safetensors"
-    candidates = [PACKAGE_DIR / "weights" / name, PACKAGE_DIR.parent / "weights" / name]
+    candidates = [d / f"{domain}_gan.safetensors" for d in weights_dirs()]
     for path in candidates:
         if path.is_file():
             return path

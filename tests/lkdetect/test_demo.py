@@ -95,17 +95,12 @@ def test_demo_errors(tiny_gan, tmp_path, capsys):
         demo_mod.shipped_gan_path("../faces")
 
 
-def test_shipped_gan_path_order(tmp_path, monkeypatch):
-    pkg = tmp_path / "lkdetect"
-    (pkg / "weights").mkdir(parents=True)
-    (tmp_path / "weights").mkdir()
-    (tmp_path / "weights" / "faces_gan.safetensors").write_bytes(b"repo")
-    monkeypatch.setattr(demo_mod, "PACKAGE_DIR", pkg)
-    assert demo_mod.shipped_gan_path("faces") == tmp_path / "weights" / "faces_gan.safetensors"
-    (pkg / "weights" / "faces_gan.safetensors").write_bytes(b"package")
-    assert demo_mod.shipped_gan_path("faces") == pkg / "weights" / "faces_gan.safetensors"  # package data first
+def test_shipped_gan_path_follows_weights_dirs(tmp_path, monkeypatch):
+    monkeypatch.setenv("LKDETECT_WEIGHTS_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="birds_gan"):
         demo_mod.shipped_gan_path("birds")
+    (tmp_path / "birds_gan.safetensors").write_bytes(b"x")
+    assert demo_mod.shipped_gan_path("birds") == tmp_path / "birds_gan.safetensors"
 
 
 def test_import_demo_does_not_load_gan():

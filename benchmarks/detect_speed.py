@@ -1,0 +1,120 @@
+"""CPU speed of the keypoint detector: batched images/s (batch 64) and single-image latency.
+
+Usage::
+
+    python benchmarks/detect_speed.py                          # shipped weights, else a fresh default network
+    python benchmarks/detect_speed.py --weights run/detector.safetensors
+    python benchmarks/detect_speed.py --backbones resnet18,mobilenetv3_large_100,regnetx_002   # compare
+
+Columns (images are 64x64 uint8 RGB, or the weights' input size):
+    net b64 img/s   the network alone on a preprocessed (64, 3, S, S) batch
+    e2e b64 img/s   ``Detector.detect_batch`` on 64 numpy images (conversion, resize, network, mapping back)
+    single ms       ``Detector.detect`` on one numpy image, end to end
+Each figure is the median of ``--repeats`` timed runs after warm-up; "best" is the fastest run, which is the
+better estimate on a machine shared with other jobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from lkdetect import Detector
+from lkdetect.detector_config import get_config, network_kwargs
+from lkdetect.network import KeypointNet, count_parameters
+from lkdetect.weights import make_metadata, resolve_weights
+
+
+def timed(fn: Callable[[], object], repeats: int, warmup: int = 3) -> tuple[float, float]:
+    """(median, best) seconds of ``fn()``."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), min(times)
+
+
+def fresh_detector(backbone: str | None) -> Detector:
+    cfg = network_kwargs(get_config("cpu"), num_keypoints=10, input_size=64)
+    if backbone:
+        cfg["backbone"] = backbone
+    net = KeypointNet(**cfg)
+    return Detector(net, make_metadata(net))
+
+
+def torch_engine(det: Detector, repeats: int) -> dict[str, float]:
+    h, w = det.input_size
+    rng = np.random.default_rng(0)
+    images = list(rng.integers(0, 256, (64, h, w, 3), dtype=np.uint8))
+    batch = torch.rand(64, 3, h, w)
+    with torch.inference_mode():
+        net_med, net_best = timed(lambda: det.network(batch), repeats)
+    e2e_med, e2e_best = timed(lambda: det.detect_batch(images), repeats)
+    one_med, one_best = timed(lambda: det.detect(images[0]), repeats * 10)
+    return {
+        "net b64 img/s": 64 / net_med,
+        "best": 64 / net_best,
+        "e2e b64 img/s": 64 / e2e_med,
+        "best ": 64 / e2e_best,
+        "single ms": 1000 * one_med,
+        "best  ": 1000 * one_best,
+    }
+
+
+# engine name -> function(detector, repeats) -> columns. The ONNX issue adds "onnxruntime" here
+# (an InferenceSession on the exported model, same columns), so both rows print side by side.
+ENGINES: dict[str, Callable[[Detector, int], dict[str, float]]] = {"torch": torch_engine}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--weights", default=None, help="weights file (default: shipped face detector if present)")
+    p.add_argument("--backbones", default=None, help="comma-separated timm names: compare fresh default networks")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=15)
+    p.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated, of {sorted(ENGINES)}")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+
+    if args.backbones:
+        detectors = {b: fresh_detector(b) for b in args.backbones.split(",")}
+    elif args.weights:
+        detectors = {args.weights: Detector.load(args.weights)}
+    else:
+        try:
+            path = resolve_weights(None)
+            detectors = {str(path): Detector.load(path)}
+        except FileNotFoundError:
+            detectors = {"fresh default network": fresh_detector(None)}
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs visible, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    header = None
+    for label, det in detectors.items():
+        cfg = det.network.config
+        desc = (
+            f"{cfg['backbone']} s{cfg['stride']}/{det.network.heatmap_stride} "
+            f"{count_parameters(det.network) / 1e6:.2f}M"
+        )
+        for engine in args.engines.split(","):
+            cols = ENGINES[engine](det, args.repeats)
+            if header is None:
+                header = f"{'model':44s} {'engine':12s} " + " ".join(f"{c.strip() or 'best':>13s}" for c in cols)
+                print(header)
+            print(f"{desc:44s} {engine:12s} " + " ".join(f"{v:13.1f}" for v in cols.values()), flush=True)
+        if label != desc:
+            print(f"  ({label})")
+
+
+if __name__ == "__main__":
+    main()

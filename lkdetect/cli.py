@@ -1,0 +1,50 @@
+"""The ``lkdetect`` command. Each subcommand lives in its own module and is imported only when run."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# subcommand -> (module, help); each module has add_arguments(parser) and run(args) -> int
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train-gan": ("lkdetect.commands.train_gan", "train LatentKeypointGAN on a folder of images"),
+    "train-detector": ("lkdetect.commands.train_detector", "train the keypoint detector on pairs sampled from a GAN"),
+    "detect": ("lkdetect.commands.detect", "detect keypoints on images (annotated images, JSON)"),
+    "eval": ("lkdetect.commands.eval", "score a detector on MAFL, CelebA in the wild, CUB-200-2011 or MTFL"),
+    "video": ("lkdetect.commands.video", "detect keypoints in a video or camera stream (annotated video, JSON lines)"),
+    "demo": ("lkdetect.commands.demo", "pictures of generated images, keypoints, edits and animations (index.html)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lkdetect", description="Unsupervised keypoint detection via LatentKeypointGAN"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return importlib.import_module(args._module).run(args) or 0
+    except (ValueError, TypeError, FileNotFoundError, KeyError) as e:
+        # Errors on user input: one clear line, no stack trace (use -v for one).
+        if args.verbose:
+            raise
+        print(f"lkdetect {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""``lkdetect video``: detect keypoints in a video or camera stream; write an annotated video and/or JSON lines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import queue
+import threading
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", metavar="INPUT", help="video file, or a camera index (0, 1, ...)")
+    p.add_argument("--out", default=None, help="annotated video to write (.mp4, mp4v codec)")
+    p.add_argument("--json", default=None, help="keypoints as JSON lines, one per frame")
+    p.add_argument("--roi", default="full", help="region of interest: face, full, or a fixed box x,y,w,h")
+    p.add_argument("--no-smooth", action="store_true", help="no temporal (One-Euro) smoothing")
+    p.add_argument("--weights", default=None, help="detector weights (.safetensors); default: the shipped detector")
+    p.add_argument("--min-cutoff", type=float, default=1.0, help="One-Euro minimum cutoff in Hz (lower: smoother)")
+    p.add_argument("--beta", type=float, default=0.05, help="One-Euro speed coefficient in 1/px (higher: less lag)")
+    p.add_argument("--batch-size", type=int, default=16, help="frames per detector call")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--fps", type=float, default=None, help="frame rate (default: the video's)")
+    p.add_argument(
+        "--track-batch",
+        type=int,
+        default=1,
+        help="--roi face: frames per detector call sharing one box (faster, the box lags)",
+    )
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def load_detector(weights: str | None, device: str = "cpu") -> Any:
+    """The detector for the command: ``weights`` if given, else the shipped one (tests replace this)."""
+    from lkdetect.detector import Detector
+
+    return Detector.load(weights, device=device) if weights else Detector.load(device=device)
+
+
+class BackgroundWriter:
+    """A ``cv2.VideoWriter`` (mp4v) fed through a bounded queue by a thread, so encoding overlaps detection
+    (OpenCV releases the GIL while encoding). Opened on the first frame; ``close()`` flushes and re-raises
+    a failure of the thread."""
+
+    def __init__(self, path: str, fps: float, depth: int = 32) -> None:
+        self.path, self.fps = path, fps
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def _work(self, writer: Any) -> None:
+        try:
+            while (frame := self._queue.get()) is not None:
+                writer.write(frame)
+        except BaseException as e:  # re-raised by close()
+            self._error = e
+            while self._queue.get() is not None:  # drain so the producer never blocks
+                pass
+        finally:
+            writer.release()
+
+    def write(self, frame: Any) -> None:
+        if self._thread is None:
+            import cv2
+
+            size = (frame.shape[1], frame.shape[0])
+            writer = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, size)
+            if not writer.isOpened():
+                raise ValueError(f"cannot write a video to {self.path} (mp4v codec, {size[0]}x{size[1]})")
+            self._thread = threading.Thread(target=self._work, args=(writer,), name="lkdetect-video-writer")
+            self._thread.start()
+        if self._error is not None:
+            raise self._error
+        self._queue.put(frame)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            raise self._error
+
+
+def _source(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
+
+
+def _video_info(source: int | str) -> tuple[float | None, int | None]:
+    """(fps, frame count) of a video file, or (None, None) when unknown."""
+    if isinstance(source, int):
+        return None, None
+    import cv2
+
+    cap = cv2.VideoCapture(source)
+    try:
+        if not cap.isOpened():
+            return None, None
+        fps, count = cap.get(cv2.CAP_PROP_FPS), int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        return (fps if 0 < fps < 1000 else None), (count if count > 0 else None)
+    finally:
+        cap.release()
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from lkdetect.video import DEFAULT_FPS, detect_video_frames, draw_result
+
+    if args.out is None and args.json is None:
+        log.warning("neither --out nor --json given: detecting without writing anything")
+    source = _source(args.input)
+    if isinstance(source, str) and "://" not in source and not Path(source).is_file():
+        raise FileNotFoundError(f"no such video file: {source}")  # before the (slower) detector loads
+    file_fps, total = _video_info(source)
+    if args.max_frames is not None:
+        total = min(total, args.max_frames) if total else args.max_frames
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    detector = load_detector(args.weights, args.device)
+    try:
+        pairs = detect_video_frames(
+            detector,
+            source,
+            roi=args.roi,
+            smooth=not args.no_smooth,
+            min_cutoff=args.min_cutoff,
+            beta=args.beta,
+            batch_size=args.batch_size,
+            fps=args.fps,
+            max_frames=args.max_frames,
+            track_batch=args.track_batch,
+        )
+    except RuntimeError as e:  # a camera that cannot open
+        log.error("%s", e)
+        return 2
+    writer = BackgroundWriter(args.out, args.fps or file_fps or DEFAULT_FPS) if args.out else None
+    jsonl = open(args.json, "w") if args.json else None  # noqa: SIM115 (closed in finally)
+    count = 0
+    try:
+        for frame, result in tqdm(pairs, total=total, unit="frame", disable=args.no_progress):
+            if writer is not None:
+                writer.write(draw_result(frame, result))  # a fresh decoded frame: draw in place
+            if jsonl is not None:
+                jsonl.write(json.dumps(result.to_dict()) + "\n")
+            count += 1
+    finally:
+        if writer is not None:
+            writer.close()
+        if jsonl is not None:
+            jsonl.close()
+    log.info(
+        "%d frames%s%s",
+        count,
+        f", video: {args.out}" if args.out else "",
+        f", keypoints: {args.json}" if args.json else "",
+    )
+    return 0

@@ -1,0 +1,202 @@
+"""``Detector``: load keypoint-detector weights once, detect keypoints on many images.
+
+Built once and called many times (face-alignment style). The detector owns its preprocessing: input size,
+mean/std, colour order and coordinate convention come from the weights' metadata. Results are always a
+:class:`~lkdetect.keypoints.Keypoints` with (x, y) in input-image pixels, pixel centres at integer coordinates.
+
+Example::
+
+    from lkdetect import Detector
+    det = Detector.load()                      # the shipped face detector
+    kp = det.detect("face.jpg")                # kp.xy (K, 2), kp.scores (K,)
+    kps = det.detect_batch(frames, bgr=True)   # OpenCV frames -> kps.xy (B, K, 2)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .images import ImageLike, prepare, to_image_coordinates
+from .keypoints import Keypoints
+from .network import KeypointNet
+from .weights import load_weights, resolve_weights
+
+log = logging.getLogger(__name__)
+
+Box = Sequence[float]
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"cpu"`` (default everywhere), ``"cuda"``, ``"cuda:1"``, ... or ``"auto"`` (CUDA when available)."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"expected a device such as 'cpu', 'cuda' or 'auto', got {device!r}") from e
+
+
+class Detector:
+    """A keypoint detector with its preprocessing.
+
+    Args:
+        network: the detector network (its mean/std normalisation is inside it).
+        metadata: the weights' metadata (see :mod:`lkdetect.weights`); ``keypoint_names`` and ``input_size``
+            are read from it.
+        device: ``"cpu"`` (default), ``"cuda"`` or ``"auto"``.
+
+    Use :meth:`load` rather than the constructor.
+    """
+
+    def __init__(self, network: KeypointNet, metadata: dict[str, Any], device: str | torch.device = "cpu"):
+        self.device = resolve_device(device)
+        self.network = network.to(self.device).eval().requires_grad_(False)
+        self._metadata = dict(metadata)
+        h, w = metadata.get("input_size", network.input_size)
+        self._size = (int(h), int(w))
+        names = metadata.get("keypoint_names") or [f"kp{i}" for i in range(network.num_keypoints)]
+        self._names = tuple(str(n) for n in names)
+
+    @classmethod
+    def load(cls, name_or_path: str | Path | None = None, device: str | torch.device = "cpu") -> Detector:
+        """Load shipped weights by name or a weights file.
+
+        Args:
+            name_or_path: ``None`` for the shipped face detector, a name (``"faces"``, ``"birds"``) or the path of
+                a ``.safetensors`` file written by ``lkdetect train-detector``.
+            device: ``"cpu"`` (default), ``"cuda"`` or ``"auto"``.
+
+        Raises:
+            FileNotFoundError: unknown name or missing file.
+            CheckpointError: a file that is not lkdetect detector weights, or is inconsistent.
+        """
+        path = resolve_weights(name_or_path)
+        network, meta = load_weights(path)
+        log.debug("loaded %s (%s, K=%d)", path, meta["network"]["backbone"], meta["num_keypoints"])
+        return cls(network, meta, device=device)
+
+    # ------------------------------------------------------------------------------------------ properties
+    @property
+    def num_keypoints(self) -> int:
+        """K."""
+        return self.network.num_keypoints
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) every image (or box) is resized to."""
+        return self._size
+
+    @property
+    def keypoint_names(self) -> tuple[str, ...]:
+        return self._names
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """A copy of the weights' metadata (plus ``sha256`` and ``path`` of the file when loaded from one)."""
+        return dict(self._metadata)
+
+    def __repr__(self) -> str:
+        return (
+            f"Detector({self._metadata.get('network', {}).get('backbone', '?')}, K={self.num_keypoints}, "
+            f"input={self._size[0]}x{self._size[1]}, device={self.device})"
+        )
+
+    # ----------------------------------------------------------------------------------------- detection
+    @torch.inference_mode()
+    def _run(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(B, 3, S_h, S_w) in [0, 1] -> (xy (B, K, 2), scores (B, K)) float64 in network-input pixels."""
+        xy, scores = self.network(batch.to(self.device))
+        return xy.double().cpu().numpy(), scores.double().cpu().numpy()
+
+    def detect(self, image: ImageLike, box: Box | None = None, bgr: bool = False) -> Keypoints:
+        """Detect the K keypoints of one image.
+
+        Args:
+            image: a path, PIL image, numpy array (HxWx3 uint8 RGB, HxW, HxWx4, or float in [0, 1]) or a torch
+                tensor (3xHxW / HxW, uint8 or float in [0, 1]); any size, resized to :attr:`input_size`.
+            box: optional (x, y, w, h) region in image pixels (rounded to whole pixels; parts outside the image
+                are padded black). Detection runs on that region and results map back to the whole image.
+            bgr: the array/tensor is BGR (OpenCV); files and PIL images are always decoded as RGB.
+
+        Returns:
+            Keypoints with xy (K, 2) float64 (x, y) in input-image pixels (pixel centres at integers) and
+            scores (K,) in [0, 1].
+        """
+        x, region = prepare(image, self._size, box=box, bgr=bgr)
+        xy, scores = self._run(x[None])
+        xy = to_image_coordinates(xy, np.array([region]), self._size)
+        return Keypoints(xy[0], scores[0], self._names)
+
+    def detect_batch(
+        self,
+        images: Iterable[ImageLike] | np.ndarray | torch.Tensor,
+        boxes: Sequence[Box | None] | None = None,
+        bgr: bool = False,
+        batch_size: int = 64,
+    ) -> Keypoints:
+        """Detect keypoints on many images (of any sizes), ``batch_size`` at a time.
+
+        Args:
+            images: a sequence of images (any kinds :meth:`detect` accepts), a (B, H, W, C) numpy array or a
+                (B, C, H, W) tensor.
+            boxes: optional, one (x, y, w, h) box or ``None`` per image.
+            bgr: the arrays/tensors are BGR (OpenCV).
+            batch_size: images per network call.
+
+        Returns:
+            Keypoints with xy (B, K, 2) and scores (B, K); B may be 0.
+
+        Raises:
+            TypeError, ValueError: as :meth:`detect`, naming the offending index (``images[3]: ...``).
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        items = _as_list(images)
+        if boxes is not None and len(boxes) != len(items):
+            raise ValueError(f"expected one box (or None) per image: {len(items)} images, got {len(boxes)} boxes")
+        k = self.num_keypoints
+        xys, scores = [np.zeros((0, k, 2))], [np.zeros((0, k))]
+        for start in range(0, len(items), batch_size):
+            inputs, regions = [], []
+            for i in range(start, min(start + batch_size, len(items))):
+                box = boxes[i] if boxes is not None else None
+                x, region = prepare(items[i], self._size, box=box, bgr=bgr, what=f"images[{i}]")
+                inputs.append(x)
+                regions.append(region)
+            xy, sc = self._run(torch.stack(inputs))
+            xys.append(to_image_coordinates(xy, np.array(regions), self._size))
+            scores.append(sc)
+        return Keypoints(np.concatenate(xys), np.concatenate(scores), self._names)
+
+    def __call__(self, image: ImageLike, box: Box | None = None, bgr: bool = False) -> Keypoints:
+        """Same as :meth:`detect`."""
+        return self.detect(image, box=box, bgr=bgr)
+
+    def detect_video(self, source: Any, **kw: Any) -> Any:
+        """Detect keypoints on every frame of a video; see :func:`lkdetect.video.detect_video`."""
+        from .video import detect_video
+
+        return detect_video(self, source, **kw)
+
+
+def _as_list(images: Any) -> list[Any]:
+    if images is None:
+        raise TypeError(
+            "images: expected a sequence of images, a (B, H, W, C) array or a (B, C, H, W) tensor, got None"
+        )
+    if isinstance(images, (np.ndarray, torch.Tensor)):
+        if images.ndim != 4:
+            raise ValueError(
+                f"images: expected a 4-d batch ((B, H, W, C) array or (B, C, H, W) tensor), got shape "
+                f"{tuple(images.shape)}; use detect() for one image"
+            )
+        return list(images)
+    if isinstance(images, (str, Path, bytes)) or not isinstance(images, Iterable):
+        raise TypeError(f"images: expected a sequence of images, got {type(images).__name__}; use detect() for one")
+    return list(images)

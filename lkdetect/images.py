@@ -1,0 +1,188 @@
+"""Turning user images into network input, and network output back into image pixels.
+
+Accepted images (all RGB unless ``bgr=True`` is passed for numpy arrays and tensors, e.g. OpenCV frames):
+
+- a file path (``str`` or ``pathlib.Path``), decoded with PIL;
+- a PIL image (any mode; converted to RGB);
+- a numpy array: HxWx3 (RGB), HxW (grayscale), HxWx1, HxWx4 (alpha dropped); ``uint8`` in [0, 255] or float in
+  [0, 1];
+- a torch tensor, channels first: 3xHxW, 1xHxW, 4xHxW (alpha dropped) or HxW; ``uint8`` or float in [0, 1].
+
+Coordinates: pixel centres at integer coordinates, (x, y). A region (box) of w x h pixels resized to S_w x S_h
+network pixels maps back exactly by ``x_in = x0 + (x_net + 0.5) * w / S_w - 0.5`` (the ``align_corners=False``
+convention of the bilinear resize used here).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ImageLike = Any  # str | Path | PIL.Image.Image | np.ndarray | torch.Tensor
+KINDS = "a file path, a PIL image, a numpy array (HxWx3 RGB, HxW, HxWx4) or a torch tensor (3xHxW, HxW)"
+
+
+def to_tensor(image: ImageLike, bgr: bool = False, what: str = "image") -> torch.Tensor:
+    """Convert one image to a (3, H, W) float32 RGB tensor in [0, 1].
+
+    Args:
+        image: see the module docstring for the accepted kinds.
+        bgr: the channels of a numpy array or tensor are in BGR(A) order (OpenCV); ignored for files and PIL.
+        what: how errors name the image (``"images[3]"`` in a batch).
+
+    Raises:
+        TypeError: an unsupported type or dtype.
+        ValueError: wrong dimensions or channels, empty, non-finite or float values outside [0, 1], or an
+            undecodable file.
+        FileNotFoundError: a path that does not exist.
+    """
+    if image is None:
+        raise TypeError(f"{what}: expected {KINDS}, got None")
+    if isinstance(image, (str, Path)):
+        return _from_pil(_open(Path(image), what))
+    if isinstance(image, torch.Tensor):
+        return _from_tensor(image, bgr, what)
+    if isinstance(image, np.ndarray):
+        return _from_tensor(_array_to_chw(image, what), bgr, what)
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        return _from_pil(image)
+    raise TypeError(f"{what}: expected {KINDS}, got {type(image).__name__}")
+
+
+def _open(path: Path, what: str) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{what}: image file {path} not found")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ValueError(f"{what}: cannot decode image file {path}: {e}") from e
+
+
+def _from_pil(im: Any) -> torch.Tensor:
+    arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    if arr.size == 0:
+        raise ValueError("expected a non-empty image, got a PIL image of size 0")
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255)
+
+
+def _array_to_chw(arr: np.ndarray, what: str) -> torch.Tensor:
+    if arr.ndim == 3 and arr.shape[-1] > 4 and arr.shape[0] in (1, 3, 4):
+        raise ValueError(
+            f"{what}: numpy images are HxWxC (channels last); got shape {arr.shape}, which looks "
+            "channels-first: pass arr.transpose(1, 2, 0)"
+        )
+    if arr.ndim == 3:
+        arr = arr.transpose(2, 0, 1)
+    elif arr.ndim != 2:
+        raise ValueError(f"{what}: expected a numpy array HxW, HxWx1, HxWx3 or HxWx4, got shape {arr.shape}")
+    if arr.dtype != np.uint8 and arr.dtype.kind != "f":
+        raise TypeError(
+            f"{what}: expected uint8 or float (in [0, 1]) pixels, got {arr.dtype} "
+            "(convert 0..255 integers with .astype(np.uint8))"
+        )
+    return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def _from_tensor(t: torch.Tensor, bgr: bool, what: str) -> torch.Tensor:
+    if t.ndim == 3 and t.shape[0] > 4 and t.shape[-1] in (1, 3, 4):
+        raise ValueError(
+            f"{what}: tensors are channels-first (CxHxW); got shape {tuple(t.shape)}, which looks "
+            "HxWxC: pass t.permute(2, 0, 1)"
+        )
+    if t.ndim == 2:
+        t = t[None]
+    if t.ndim != 3 or t.shape[0] not in (1, 3, 4):
+        raise ValueError(
+            f"{what}: expected an image with 1, 3 or 4 channels (CxHxW tensor or HxWxC array), "
+            f"got shape {tuple(t.shape)}"
+        )
+    if t.shape[1] == 0 or t.shape[2] == 0:
+        raise ValueError(f"{what}: expected a non-empty image, got shape {tuple(t.shape)}")
+    if t.dtype == torch.uint8:
+        t = t.float().div_(255)
+    elif t.dtype.is_floating_point:
+        t = t.detach().float()
+        lo, hi = float(t.min()), float(t.max())
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(f"{what}: expected finite values, got NaN or inf")
+        if lo < 0 or hi > 1:
+            raise ValueError(
+                f"{what}: float images must be in [0, 1], got values in [{lo:.4g}, {hi:.4g}] "
+                "(divide 0..255 images by 255, or pass uint8)"
+            )
+    else:
+        raise TypeError(
+            f"{what}: expected uint8 or float (in [0, 1]) pixels, got {t.dtype} "
+            "(convert 0..255 integers with .astype(np.uint8))"
+        )
+    t = t.cpu()
+    if t.shape[0] == 1:
+        return t.expand(3, -1, -1).contiguous()
+    t = t[:3]  # drop alpha
+    return t.flip(0).contiguous() if bgr else t.contiguous()
+
+
+def parse_box(box: Sequence[float], what: str = "box") -> tuple[int, int, int, int]:
+    """Check an (x, y, w, h) box and round it to whole pixels: columns x .. x + w - 1, rows y .. y + h - 1."""
+    if isinstance(box, (str, bytes)) or not hasattr(box, "__len__") or len(box) != 4:
+        raise ValueError(f"{what}: expected (x, y, w, h), got {box!r}")
+    try:
+        x, y, w, h = (float(v) for v in box)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{what}: expected 4 numbers (x, y, w, h), got {box!r}") from e
+    if not all(math.isfinite(v) for v in (x, y, w, h)):
+        raise ValueError(f"{what}: expected finite numbers, got {box!r}")
+    x0, y0, wi, hi = round(x), round(y), round(w), round(h)
+    if wi < 1 or hi < 1:
+        raise ValueError(f"{what}: expected width and height >= 1 pixel, got {box!r}")
+    return x0, y0, wi, hi
+
+
+def crop(image: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
+    """Crop (3, H, W) to the (x, y, w, h) box; parts outside the image are zero (black)."""
+    x0, y0, w, h = box
+    _, H, W = image.shape
+    if x0 == 0 and y0 == 0 and w == W and h == H:
+        return image
+    out = image.new_zeros(3, h, w)
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + w, W), min(y0 + h, H)
+    if sx1 > sx0 and sy1 > sy0:
+        out[:, sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = image[:, sy0:sy1, sx0:sx1]
+    return out
+
+
+def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize (3, h, w) -> (3, *size), anti-aliased when shrinking, ``align_corners=False``."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    out = F.interpolate(image[None], size=size, mode="bilinear", align_corners=False, antialias=True)[0]
+    return out.clamp_(0, 1)
+
+
+def prepare(
+    image: ImageLike, size: tuple[int, int], box: Sequence[float] | None = None, bgr: bool = False, what: str = "image"
+) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    """Image -> ((3, S_h, S_w) network input in [0, 1], the (x, y, w, h) region it shows in image pixels)."""
+    t = to_tensor(image, bgr=bgr, what=what)
+    region = parse_box(box, what=f"{what} box") if box is not None else (0, 0, t.shape[2], t.shape[1])
+    return resize(crop(t, region), size), region
+
+
+def to_image_coordinates(xy: np.ndarray, regions: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Map (B, K, 2) network-input (x, y) back to image pixels of each (x, y, w, h) region (B, 4)."""
+    sh, sw = size
+    regions = regions.astype(np.float64)
+    scale = np.stack((regions[:, 2] / sw, regions[:, 3] / sh), axis=-1)[:, None, :]
+    return regions[:, None, :2] + (xy + 0.5) * scale - 0.5

@@ -1,0 +1,357 @@
+"""Training the keypoint detector on (image, keypoints) pairs sampled from a trained LatentKeypointGAN.
+
+Unsupervised keypoint detection through the GAN (He et al., arXiv 2103.15812): every generated image comes with
+its K keypoints, so a supervised detector is trained on fresh pairs. Pairs come in shards of ``shard_size``
+regenerated every ``shard_every`` iterations (the successor GANSeg regenerates its pairs every epoch); each step
+draws a batch from the current shard and augments it (:mod:`lkdetect.augment`). Loss: L1 on soft-argmax
+coordinates (in units of the image side) plus a small heatmap cross-entropy (Integral regression, Sun et al. 2018).
+
+Every random choice derives from (seed, step) or (seed, shard index), so a resumed run continues exactly. The
+run directory holds config.json, stats.jsonl, checkpoint.pt (atomic) and the release weights detector.safetensors.
+This is the only module of lkdetect that imports ``gan`` (lazily, on construction).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .augment import Augmenter
+from .detector_config import DetectorConfig, network_kwargs
+from .errors import CheckpointError
+from .network import KeypointNet, heatmap_cross_entropy, soft_argmax
+from .weights import atomic_write, file_sha256, make_metadata, save_weights
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+WEIGHTS = "detector.safetensors"
+VAL_SEED_OFFSET = 7919  # validation pairs come from GAN seed (seed + this), never seen in training
+
+
+class GanPairs:
+    """Deterministic (image, keypoints) pairs from GAN release weights, at the detector's input size.
+
+    Args:
+        gan_path: weights written by ``lkdetect train-gan`` (``generator_ema.safetensors``).
+        size: detector input side S; images are resized from the GAN's R and keypoints mapped exactly.
+        batch_size: GAN rendering batch.
+    """
+
+    def __init__(self, gan_path: str | Path, size: int | None = None, batch_size: int = 128):
+        from gan import load_generator
+
+        self.path = Path(gan_path)
+        self.generator, self.info = load_generator(self.path)
+        self.sha256 = file_sha256(self.path)
+        self.resolution = self.generator.resolution
+        self.num_keypoints = self.generator.n_keypoints
+        self.size = size or self.resolution
+        self.batch_size = batch_size
+
+    def get(self, seed: int, start: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pairs ``start .. start + n - 1`` of ``seed``: ((n, S, S, 3) uint8 RGB, (n, K, 2) float32 (x, y) px)."""
+        from gan import sample
+
+        s = sample(self.generator, n, seed=seed, start=start, batch_size=self.batch_size)
+        images, kps = s.images, s.keypoints.float()
+        if self.size != self.resolution:
+            images = torch.nn.functional.interpolate(
+                images, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True
+            )
+            kps = (kps + 0.5) * (self.size / self.resolution) - 0.5
+        u8 = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+        return u8.numpy(), kps.numpy()
+
+
+def lr_at(cfg: DetectorConfig, step: int) -> float:
+    """Linear warm-up to ``lr``, then cosine decay to ``lr * final_lr_fraction`` at ``iterations``."""
+    t = cfg.train
+    if step < t.warmup:
+        return t.lr * (step + 1) / t.warmup
+    progress = min(1.0, (step - t.warmup) / max(1, t.iterations - t.warmup))
+    return t.lr * (t.final_lr_fraction + (1 - t.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def keypoint_loss(
+    network: KeypointNet, images: torch.Tensor, keypoints: torch.Tensor, cfg: DetectorConfig
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Training loss of a batch.
+
+    Args:
+        network: the detector.
+        images: (B, 3, S, S) RGB in [0, 1].
+        keypoints: (B, K, 2) targets (x, y) in input pixels; those outside the image are left out.
+
+    Returns:
+        (scalar loss, {"l1", "heatmap", "error_px"}) where error_px is the mean Euclidean error in pixels.
+    """
+    t = cfg.train
+    size = images.shape[-2:]
+    logits = network.heatmap_logits(images)
+    xy, _, _ = soft_argmax(logits.float(), size, network.config["temperature"])
+    inside = ((keypoints >= -0.5) & (keypoints <= keypoints.new_tensor([size[1], size[0]]) - 0.5)).all(-1).float()
+    n = inside.sum().clamp_min(1.0)
+    diff = xy - keypoints
+    l1 = (diff.abs().sum(-1) * inside).sum() / n / max(size)
+    stride = size[-1] / logits.shape[-1]
+    hm = heatmap_cross_entropy(
+        logits, (keypoints + 0.5) / stride - 0.5, t.heatmap_sigma, network.config["temperature"], inside
+    )
+    loss = t.coord_weight * l1 + t.heatmap_weight * hm
+    err = (diff.detach().norm(dim=-1) * inside).sum() / n
+    return loss, {"l1": l1.item(), "heatmap": hm.item(), "error_px": err.item()}
+
+
+class DetectorTrainer:
+    """Owns the network, optimiser, pair source and run directory.
+
+    Args:
+        cfg: the run configuration.
+        gan_path: GAN release weights to sample pairs from.
+        run_dir: where config.json, stats.jsonl, checkpoint.pt and detector.safetensors go.
+        resume: continue from ``run_dir/checkpoint.pt``; without it an existing checkpoint is an error.
+        device: "cpu" (default), "cuda" or "auto".
+    """
+
+    def __init__(
+        self, cfg: DetectorConfig, gan_path: str | Path, run_dir: str | Path, resume: bool = False, device: str = "cpu"
+    ):
+        from gan.train import resolve_amp
+
+        from .detector import resolve_device
+
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.device = resolve_device(device)
+        t = cfg.train
+        self.pairs = GanPairs(gan_path, cfg.network.input_size or None, t.gan_batch)
+        torch.manual_seed(t.seed)
+        self.network = KeypointNet(**network_kwargs(cfg, self.pairs.num_keypoints, self.pairs.size)).to(self.device)
+        self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        self.augment = Augmenter(cfg.augment)
+        self.use_amp = resolve_amp(t.amp, self.device)
+        self.step, self.images_seen, self.wall_time = 0, 0, 0.0
+        self.last_val: float | None = None
+        self._shard: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._val: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._stop = False
+        ckpt = self.run_dir / CHECKPOINT
+        if ckpt.exists() and not resume:
+            raise CheckpointError(f"{ckpt} exists: pass --resume to continue that run, or choose another --out")
+        if resume:
+            if not ckpt.exists():
+                raise CheckpointError(f"--resume given but {ckpt} does not exist")
+            self.load(ckpt)
+        else:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+
+    # ------------------------------------------------------------------------------------------------ data
+    def shard(self) -> tuple[np.ndarray, np.ndarray]:
+        """The current shard of training pairs (regenerated every ``shard_every`` iterations)."""
+        t = self.cfg.train
+        index = self.step // t.shard_every
+        if self._shard is None or self._shard[0] != index:
+            t0 = time.time()
+            images, kps = self.pairs.get(t.seed, index * t.shard_size, t.shard_size)
+            self._shard = (index, images, kps)
+            seconds = time.time() - t0
+            log.debug("shard %d: %d pairs in %.1fs", index, t.shard_size, seconds)
+            self._log({"step": self.step, "shard": index, "pairs": t.shard_size, "shard_seconds": round(seconds, 1)})
+        return self._shard[1], self._shard[2]
+
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """An augmented batch for this step: ((B, 3, S, S) in [0, 1], (B, K, 2) keypoints in pixels)."""
+        t = self.cfg.train
+        images, kps = self.shard()
+        step_seed = int(np.random.SeedSequence([t.seed, self.step]).generate_state(1)[0])
+        idx = np.random.default_rng(step_seed).choice(len(images), t.batch_size, replace=False)
+        aug_images, aug_kps = self.augment(images[idx], kps[idx], seed=step_seed)
+        x = torch.from_numpy(aug_images).permute(0, 3, 1, 2).float().div_(255)
+        return x.to(self.device), torch.from_numpy(aug_kps).to(self.device)
+
+    def validation_set(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._val is None:
+            t = self.cfg.train
+            images, kps = self.pairs.get(t.seed + VAL_SEED_OFFSET, 0, t.val_size)
+            self._val = (torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255), torch.from_numpy(kps))
+        return self._val
+
+    # ------------------------------------------------------------------------------------------------ steps
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if not self.use_amp:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def train_step(self, images: torch.Tensor, keypoints: torch.Tensor) -> dict[str, float]:
+        """One optimiser step on a batch; returns the losses and the batch's mean pixel error."""
+        self.network.train()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(self.cfg, self.step)
+        with self._autocast():
+            loss, stats = keypoint_loss(self.network, images, keypoints, self.cfg)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        self.images_seen += images.shape[0]
+        return {"loss": loss.item(), **stats}
+
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        """Mean Euclidean error in pixels on the held-out, unaugmented GAN pairs."""
+        self.network.eval()
+        images, kps = self.validation_set()
+        errors = []
+        for s in range(0, len(images), 256):
+            xy, _ = self.network(images[s : s + 256].to(self.device))
+            errors.append((xy.float().cpu() - kps[s : s + 256]).norm(dim=-1))
+        self.last_val = float(torch.cat(errors).mean())
+        return self.last_val
+
+    # ------------------------------------------------------------------------------------------ the loop
+    def fit(self, iterations: int | None = None, minutes: float | None = None, progress: bool = True) -> None:
+        """Train until ``iterations`` (default ``cfg.train.iterations``) steps in total, or ``minutes`` of wall time.
+
+        Checkpoints atomically every ``checkpoint_every`` steps or ``checkpoint_minutes``, on SIGTERM/SIGINT and
+        at the end; the release weights are rewritten with every checkpoint.
+        """
+        t = self.cfg.train
+        total = iterations if iterations is not None else t.iterations
+        deadline = time.time() + 60 * minutes if minutes else math.inf
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=self.step, unit="it", dynamic_ncols=True, desc="train-detector")
+        old_handlers = self._install_signal_handlers()
+        last_ckpt, window_t, window_n = time.time(), time.time(), 0
+        try:
+            while self.step < total and not self._stop and time.time() < deadline:
+                t0 = time.time()
+                stats = self.train_step(*self.batch())
+                self.wall_time += time.time() - t0
+                window_n += t.batch_size
+                if bar is not None:
+                    bar.update(1)
+                if self.step % t.log_every == 0 or self.step == total:
+                    ips = window_n / max(time.time() - window_t, 1e-9)
+                    window_t, window_n = time.time(), 0
+                    self._log(
+                        {
+                            "step": self.step,
+                            "images": self.images_seen,
+                            "images_per_s": round(ips, 1),
+                            "lr": lr_at(self.cfg, self.step - 1),
+                            **{k: round(v, 5) for k, v in stats.items()},
+                        }
+                    )
+                    if bar is not None:
+                        bar.set_postfix(err=f"{stats['error_px']:.2f}px", ips=f"{ips:.0f}")
+                if self.step % t.eval_every == 0 or self.step == total:
+                    self._log({"step": self.step, "val_error_px": round(self.evaluate(), 4)})
+                if self.step % t.checkpoint_every == 0 or time.time() - last_ckpt > 60 * t.checkpoint_minutes:
+                    self.save()
+                    last_ckpt = time.time()
+            if self.last_val is None:
+                self._log({"step": self.step, "val_error_px": round(self.evaluate(), 4)})
+            self.save()
+        finally:
+            for sig, h in old_handlers.items():
+                signal.signal(sig, h)
+            if bar is not None:
+                bar.close()
+
+    def _install_signal_handlers(self) -> dict:
+        def stop(signum: int, frame: Any) -> None:
+            log.warning("signal %d: finishing this step, checkpointing and stopping", signum)
+            self._stop = True
+
+        handlers = {}
+        with contextlib.suppress(ValueError):  # not the main thread
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                handlers[sig] = signal.signal(sig, stop)
+        return handlers
+
+    def _log(self, record: dict[str, Any]) -> None:
+        with open(self.run_dir / "stats.jsonl", "a") as f:
+            f.write(json.dumps({"time": round(self.wall_time, 1), **record}) + "\n")
+
+    # ----------------------------------------------------------------------------------------- checkpoints
+    def release_metadata(self) -> dict[str, Any]:
+        """Metadata of the release weights: the network, its preprocessing and what it was trained on."""
+        training = {
+            "source": "LatentKeypointGAN pairs",
+            "gan_file": self.pairs.path.name,
+            "gan_info": self.pairs.info,
+            "gan_resolution": self.pairs.resolution,
+            "iterations": self.step,
+            "images_seen": self.images_seen,
+            "pairs_generated": (self.step // self.cfg.train.shard_every + 1) * self.cfg.train.shard_size,
+            "val_error_px": self.last_val,
+            "val_pairs": self.cfg.train.val_size,
+            "config": self.cfg.to_dict(),
+        }
+        return make_metadata(self.network, self.cfg.train.keypoint_names or None, training, self.pairs.sha256)
+
+    def save(self) -> None:
+        """Atomically write checkpoint.pt and detector.safetensors."""
+        meta = self.release_metadata()
+        state = {
+            "config": json.loads(json.dumps(self.cfg.to_dict())),
+            "step": self.step,
+            "images_seen": self.images_seen,
+            "wall_time": self.wall_time,
+            "last_val": self.last_val,
+            "network": self.network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "release_metadata": json.dumps(meta),
+        }
+        atomic_write(self.run_dir / CHECKPOINT, lambda tmp: torch.save(state, tmp))
+        save_weights(self.run_dir / WEIGHTS, self.network, meta)
+
+    def load(self, path: Path) -> None:
+        state = load_checkpoint(path)
+        if state["config"]["network"] != json.loads(json.dumps(self.cfg.to_dict()))["network"]:
+            raise CheckpointError(
+                f"{path} was trained with network {state['config']['network']}, the config asks "
+                f"for {self.cfg.to_dict()['network']}"
+            )
+        self.network.load_state_dict(state["network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.images_seen, self.wall_time = state["step"], state["images_seen"], state["wall_time"]
+        self.last_val = state["last_val"]
+        log.info("resumed %s at step %d", path, self.step)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a detector training checkpoint with ``weights_only=True``; raises ``CheckpointError`` if unusable."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for corrupt files
+        raise CheckpointError(f"cannot read detector training checkpoint {path}: {e}") from e
+    if not isinstance(state, dict) or not {"config", "network", "release_metadata"} <= set(state):
+        raise CheckpointError(f"{path} is not an lkdetect detector training checkpoint")
+    return state
+
+
+def export_weights(run_dir: str | Path, out: str | Path) -> Path:
+    """Write release weights from a run's checkpoint.pt to ``out`` (e.g. ``lkdetect/weights/faces_detector...``)."""
+    from .network import build_network
+
+    state = load_checkpoint(Path(run_dir) / CHECKPOINT)
+    meta = json.loads(state["release_metadata"])
+    net = build_network(meta["network"], mean=meta["mean"], std=meta["std"])
+    net.load_state_dict(state["network"])
+    save_weights(out, net, meta)
+    return Path(out)
