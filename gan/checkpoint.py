@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .config import GANConfig, ModelConfig, _build
+from .config import GANConfig, ModelConfig, build_section
 from .generator import Generator
 
 FORMAT = "lkdetect-gan"
@@ -119,7 +119,7 @@ def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any]]:
         raise CheckpointError(f"{path}: expected format {FORMAT!r}, found {meta.get('format')!r}")
     if int(meta.get("format_version", -1)) > FORMAT_VERSION:
         raise CheckpointError(f"{path}: format version {meta['format_version']} is newer than {FORMAT_VERSION}")
-    cfg = _build(ModelConfig, json.loads(meta["model_config"]))
+    cfg = build_section(ModelConfig, json.loads(meta["model_config"]))
     g = Generator(cfg)
     expected = g.state_dict()
     missing, extra = set(expected) - set(tensors), set(tensors) - set(expected)

@@ -74,10 +74,13 @@ class GANConfig:
         unknown = set(d) - {"model", "train"}
         if unknown:
             raise KeyError(f"unknown config sections {sorted(unknown)}; expected 'model' and 'train'")
-        return cls(model=_build(ModelConfig, d.get("model", {})), train=_build(TrainConfig, d.get("train", {})))
+        return cls(
+            model=build_section(ModelConfig, d.get("model", {})), train=build_section(TrainConfig, d.get("train", {}))
+        )
 
 
-def _build(klass: type, values: dict[str, Any]) -> Any:
+def build_section(klass: type, values: dict[str, Any]) -> Any:
+    """One config dataclass from a dict (JSON lists become tuples); unknown keys raise ``KeyError``."""
     names = {f.name: f for f in dataclasses.fields(klass)}
     unknown = set(values) - set(names)
     if unknown:
@@ -145,17 +148,24 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 
 def get_config(preset: str = "cpu64", overrides: dict[str, Any] | None = None) -> GANConfig:
     """Resolve a preset plus dotted overrides (``{"model.tau": 0.02}``) into a validated config."""
-    if preset not in PRESETS:
-        raise KeyError(f"unknown preset {preset!r}; known: {sorted(PRESETS)}")
-    d = {sec: dict(vals) for sec, vals in PRESETS[preset].items()}
-    for key, value in (overrides or {}).items():
-        section, _, name = key.partition(".")
-        if section not in ("model", "train") or not name:
-            raise KeyError(f"override {key!r} must look like 'model.NAME' or 'train.NAME'")
-        d.setdefault(section, {})[name] = value
-    cfg = GANConfig.from_dict(d)
+    cfg = GANConfig.from_dict(preset_dict(PRESETS, preset, overrides, ("model", "train")))
     validate(cfg)
     return cfg
+
+
+def preset_dict(
+    presets: dict[str, dict[str, dict[str, Any]]], preset: str, overrides: dict[str, Any] | None, sections: tuple
+) -> dict[str, dict[str, Any]]:
+    """A preset's section dicts with dotted ``SECTION.NAME`` overrides applied; unknown names raise ``KeyError``."""
+    if preset not in presets:
+        raise KeyError(f"unknown preset {preset!r}; known: {sorted(presets)}")
+    d = {sec: dict(vals) for sec, vals in presets[preset].items()}
+    for key, value in (overrides or {}).items():
+        section, _, name = key.partition(".")
+        if section not in sections or not name:
+            raise KeyError(f"override {key!r} must look like 'SECTION.NAME' with SECTION in {list(sections)}")
+        d.setdefault(section, {})[name] = value
+    return d
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

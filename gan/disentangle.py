@@ -21,8 +21,9 @@ from .generator import Generator, Latents
 Detect = Callable[[torch.Tensor], torch.Tensor]  # (N, 3, R, R) in [0, 1] -> (N, K', 2) pixels (x, y)
 
 
-def move_locality(generator: Generator, lat: Latents, shift_px: float | None = None, radius_px: float | None = None,
-                  seed: int = 0) -> dict[str, float]:
+def move_locality(
+    generator: Generator, lat: Latents, shift_px: float | None = None, radius_px: float | None = None, seed: int = 0
+) -> dict[str, float]:
     """Share of the image change near a moved keypoint; see :func:`gan.diagnostics.locality`.
 
     Returns:
@@ -35,8 +36,9 @@ def move_locality(generator: Generator, lat: Latents, shift_px: float | None = N
 
 
 @torch.no_grad()
-def swap_keypoint_shift(generator: Generator, a: Latents, b: Latents, detect: Detect, what: str = "embeddings",
-                        parts: edit.Parts = None) -> dict[str, float]:
+def swap_keypoint_shift(
+    generator: Generator, a: Latents, b: Latents, detect: Detect, what: str = "embeddings", parts: edit.Parts = None
+) -> dict[str, float]:
     """Detected keypoint motion when appearance is exchanged between pairs of samples.
 
     Args:

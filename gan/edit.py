@@ -35,9 +35,23 @@ from .sampling import to_unit
 
 Parts = int | Sequence[int] | torch.Tensor | None
 
-__all__ = ["INTERPOLATE_WHAT", "add_part", "interpolate", "interpolate_background", "interpolate_embeddings",
-           "interpolation_frames", "remove_parts", "render", "restore_parts", "rotate", "scale", "set_positions",
-           "swap_background", "swap_embeddings", "translate"]
+__all__ = [
+    "INTERPOLATE_WHAT",
+    "add_part",
+    "interpolate",
+    "interpolate_background",
+    "interpolate_embeddings",
+    "interpolation_frames",
+    "remove_parts",
+    "render",
+    "restore_parts",
+    "rotate",
+    "scale",
+    "set_positions",
+    "swap_background",
+    "swap_embeddings",
+    "translate",
+]
 
 INTERPOLATE_WHAT = ("keypoints", "embeddings", "background", "all")
 
@@ -91,8 +105,9 @@ def _points(value: object, lat: Latents, n_parts: int, what: str) -> torch.Tenso
     try:
         return torch.broadcast_to(v, target)
     except RuntimeError:
-        raise ValueError(f"{what} of shape {tuple(v.shape)} does not broadcast to (batch, parts, 2) = "
-                         f"{target}") from None
+        raise ValueError(
+            f"{what} of shape {tuple(v.shape)} does not broadcast to (batch, parts, 2) = {target}"
+        ) from None
 
 
 def _with_keypoints(lat: Latents, idx: torch.Tensor, new: torch.Tensor) -> Latents:
@@ -102,8 +117,9 @@ def _with_keypoints(lat: Latents, idx: torch.Tensor, new: torch.Tensor) -> Laten
 
 
 # ------------------------------------------------------------------------------------------- moving parts
-def translate(lat: Latents, offset: object, parts: Parts = None, *, units: str = "norm",
-              size: int | None = None) -> Latents:
+def translate(
+    lat: Latents, offset: object, parts: Parts = None, *, units: str = "norm", size: int | None = None
+) -> Latents:
     """Move keypoints by ``offset`` (x, y).
 
     Args:
@@ -118,8 +134,9 @@ def translate(lat: Latents, offset: object, parts: Parts = None, *, units: str =
     return _with_keypoints(lat, idx, lat.keypoints[:, idx] + off)
 
 
-def set_positions(lat: Latents, xy: object, parts: Parts = None, *, units: str = "norm",
-                  size: int | None = None) -> Latents:
+def set_positions(
+    lat: Latents, xy: object, parts: Parts = None, *, units: str = "norm", size: int | None = None
+) -> Latents:
     """Place keypoints at ``xy``: (2,), (P, 2) or (B, P, 2) positions (x, y) in ``units`` (see :func:`translate`)."""
     idx = _part_index(lat, parts)
     pos = _to_norm(_points(xy, lat, len(idx), "xy"), units, size, is_offset=False)
@@ -133,8 +150,15 @@ def _centre(lat: Latents, idx: torch.Tensor, centre: object, units: str, size: i
     return _to_norm(_points(centre, lat, 1, "centre"), units, size, is_offset=False)
 
 
-def scale(lat: Latents, factor: float | Sequence[float], parts: Parts = None, *, centre: object = None,
-          units: str = "norm", size: int | None = None) -> Latents:
+def scale(
+    lat: Latents,
+    factor: float | Sequence[float],
+    parts: Parts = None,
+    *,
+    centre: object = None,
+    units: str = "norm",
+    size: int | None = None,
+) -> Latents:
     """Scale keypoint positions about ``centre``: ``c + factor * (p - c)``.
 
     Args:
@@ -149,8 +173,15 @@ def scale(lat: Latents, factor: float | Sequence[float], parts: Parts = None, *,
     return _with_keypoints(lat, idx, c + f.to(c.device) * (lat.keypoints[:, idx] - c))
 
 
-def rotate(lat: Latents, degrees: float, parts: Parts = None, *, centre: object = None, units: str = "norm",
-           size: int | None = None) -> Latents:
+def rotate(
+    lat: Latents,
+    degrees: float,
+    parts: Parts = None,
+    *,
+    centre: object = None,
+    units: str = "norm",
+    size: int | None = None,
+) -> Latents:
     """Rotate keypoint positions by ``degrees`` counter-clockwise as seen on screen (like ``PIL.Image.rotate``).
 
     With y pointing down, a point right of the centre moves up for +90. ``centre`` as in :func:`scale`.
@@ -235,10 +266,12 @@ def add_part(lat: Latents, source: int, xy: object, *, units: str = "norm", size
     if len(src) != 1:
         raise ValueError(f"source must be a single part index, got {source!r}")
     pos = _to_norm(_points(xy, lat, 1, "xy"), units, size, is_offset=False)
-    return Latents(torch.cat((lat.keypoints, pos), dim=1),
-                   torch.cat((lat.kp_embed, lat.kp_embed[:, src]), dim=1),
-                   lat.bg_embed.clone(),
-                   torch.cat((lat.visible, torch.ones_like(lat.visible[:, :1])), dim=1))
+    return Latents(
+        torch.cat((lat.keypoints, pos), dim=1),
+        torch.cat((lat.kp_embed, lat.kp_embed[:, src]), dim=1),
+        lat.bg_embed.clone(),
+        torch.cat((lat.visible, torch.ones_like(lat.visible[:, :1])), dim=1),
+    )
 
 
 # ------------------------------------------------------------------------------------------------ rendering
@@ -246,8 +279,10 @@ def add_part(lat: Latents, source: int, xy: object, *, units: str = "norm", size
 def render(generator: Generator, lat: Latents, batch_size: int = 64) -> torch.Tensor:
     """Render (edited) latents, including ones with added parts -> (B, 3, R, R) in [0, 1]."""
     device = next(generator.parameters()).device
-    out = [to_unit(generator.render( _to(lat[s:s + batch_size], device)))
-           for s in range(0, lat.keypoints.shape[0], batch_size)]
+    out = [
+        to_unit(generator.render(_to(lat[s : s + batch_size], device)))
+        for s in range(0, lat.keypoints.shape[0], batch_size)
+    ]
     return torch.cat(out).cpu()
 
 
@@ -279,8 +314,9 @@ def interpolate(a: Latents, b: Latents, t: float, what: str = "all") -> Latents:
     return out
 
 
-def interpolation_frames(generator: Generator, a: Latents, b: Latents, steps: int, what: str = "all",
-                         batch_size: int = 64) -> list[torch.Tensor]:
+def interpolation_frames(
+    generator: Generator, a: Latents, b: Latents, steps: int, what: str = "all", batch_size: int = 64
+) -> list[torch.Tensor]:
     """Render ``steps`` frames from ``a`` to ``b`` (both ends included) for one sample.
 
     Args:

@@ -202,8 +202,10 @@ class Generator(nn.Module):
         """
         k, k_lat = self.cfg.n_keypoints, lat.keypoints.shape[1]
         if k_lat < k or (k_lat > k and self.cfg.conditioning != "sum"):
-            raise ValueError(f"latents have {k_lat} keypoints; this generator takes K = {k}"
-                             + (" or more (added parts)" if self.cfg.conditioning == "sum" else ""))
+            raise ValueError(
+                f"latents have {k_lat} keypoints; this generator takes K = {k}"
+                + (" or more (added parts)" if self.cfg.conditioning == "sum" else "")
+            )
         if lat.kp_embed.shape[-1] != self.cfg.embed_dim:
             raise ValueError(f"embedding dim {lat.kp_embed.shape[-1]} does not match D = {self.cfg.embed_dim}")
         x = self.start(keypoint_offsets(lat.keypoints[:, :k], self.resolutions[0]))

@@ -40,8 +40,14 @@ def release(run_dir: str | Path, name: str, data: str, out: str | Path = "weight
     g, info = load_generator(src)
     stats = [json.loads(x) for x in (run_dir / "stats.jsonl").read_text().splitlines() if x.strip()]
     speeds = [r["images_per_s"] for r in stats if "images_per_s" in r]
-    info = {**info, "name": name, "training_data": data, "machine": machine or machine_description(),
-            "source_sha256": file_sha256(src), "mean_images_per_s": round(sum(speeds) / max(len(speeds), 1), 1)}
+    info = {
+        **info,
+        "name": name,
+        "training_data": data,
+        "machine": machine or machine_description(),
+        "source_sha256": file_sha256(src),
+        "mean_images_per_s": round(sum(speeds) / max(len(speeds), 1), 1),
+    }
     weights = out / f"{name}_gan.safetensors"
     save_generator(weights, g, info)
     s = sample(g, 32, seed=0)

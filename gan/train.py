@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -217,7 +218,7 @@ class Trainer:
             from tqdm import tqdm
 
             bar = tqdm(total=total, initial=self.step, unit="it", dynamic_ncols=True, desc="train-gan")
-        old_handlers = self._install_signal_handlers()
+        old_handlers = install_stop_handlers(self.request_stop)
         last_ckpt, window_t, window_n = time.time(), time.time(), 0
         try:
             while self.step < total and not self._stop:
@@ -252,19 +253,6 @@ class Trainer:
                 signal.signal(sig, h)
             if bar is not None:
                 bar.close()
-
-    def _install_signal_handlers(self) -> dict:
-        def stop(signum: int, frame: Any) -> None:
-            log.warning("signal %d: finishing this step, checkpointing and stopping", signum)
-            self._stop = True
-
-        handlers = {}
-        try:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                handlers[sig] = signal.signal(sig, stop)
-        except ValueError:  # not the main thread
-            pass
-        return handlers
 
     def _log(self, record: dict[str, Any]) -> None:
         if self.rank != 0:
@@ -306,6 +294,11 @@ class Trainer:
             "opt_d": self.opt_d.state_dict(),
             "rng": rng_states,
         }
+
+    def request_stop(self) -> None:
+        """Finish the current step, checkpoint and leave :meth:`fit` (called on SIGTERM/SIGINT)."""
+        log.warning("stop requested: finishing this step, checkpointing and stopping")
+        self._stop = True
 
     def check_replicas(self) -> float:
         """Largest difference of a parameter checksum between ranks (0 on one process); raises when ranks diverged."""
@@ -361,6 +354,16 @@ class Trainer:
         keep = [x for x in lines if x.strip() and json.loads(x).get("step", 0) <= self.step]
         if len(keep) != len(lines):
             path.write_text("".join(k + "\n" for k in keep))
+
+
+def install_stop_handlers(stop: Callable[[], None]) -> dict:
+    """Route SIGTERM/SIGINT to ``stop()`` (a graceful stop after the current step); returns the old handlers
+    (restore them with ``signal.signal``). Does nothing outside the main thread."""
+    handlers = {}
+    with contextlib.suppress(ValueError):  # signal handlers can only be set in the main thread
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            handlers[sig] = signal.signal(sig, lambda signum, frame: stop())
+    return handlers
 
 
 def init_distributed() -> bool:

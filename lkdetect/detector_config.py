@@ -7,10 +7,13 @@ Overrides use dotted keys (``train.lr=1e-3``, ``network.backbone=resnet18``); un
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
+
+from gan.config import build_section, parse_overrides, preset_dict  # training path only: gan is installed
+
+__all__ = ["DetectorConfig", "get_config", "parse_overrides", "validate", "network_kwargs"]
 
 
 @dataclass(frozen=True)
@@ -96,18 +99,10 @@ class DetectorConfig:
         unknown = set(d) - set(SECTIONS)
         if unknown:
             raise KeyError(f"unknown config sections {sorted(unknown)}; expected {sorted(SECTIONS)}")
-        return cls(**{name: _build(klass, d.get(name, {})) for name, klass in SECTIONS.items()})
+        return cls(**{name: build_section(klass, d.get(name, {})) for name, klass in SECTIONS.items()})
 
 
 SECTIONS: dict[str, type] = {"network": NetworkConfig, "augment": AugmentConfig, "train": TrainConfig}
-
-
-def _build(klass: type, values: dict[str, Any]) -> Any:
-    names = {f.name for f in dataclasses.fields(klass)}
-    unknown = set(values) - names
-    if unknown:
-        raise KeyError(f"unknown {klass.__name__} keys {sorted(unknown)}; known: {sorted(names)}")
-    return klass(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
@@ -140,31 +135,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 
 def get_config(preset: str = "cpu", overrides: dict[str, Any] | None = None) -> DetectorConfig:
     """Resolve a preset plus dotted overrides (``{"train.lr": 1e-3}``) into a validated config."""
-    if preset not in PRESETS:
-        raise KeyError(f"unknown preset {preset!r}; known: {sorted(PRESETS)}")
-    d = {sec: dict(vals) for sec, vals in PRESETS[preset].items()}
-    for key, value in (overrides or {}).items():
-        section, _, name = key.partition(".")
-        if section not in SECTIONS or not name:
-            raise KeyError(f"override {key!r} must look like 'SECTION.NAME' with SECTION in {sorted(SECTIONS)}")
-        d.setdefault(section, {})[name] = value
-    cfg = DetectorConfig.from_dict(d)
+    cfg = DetectorConfig.from_dict(preset_dict(PRESETS, preset, overrides, tuple(SECTIONS)))
     validate(cfg)
     return cfg
-
-
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """Parse ``["train.lr=1e-3", "augment.enabled=False"]`` into typed values (Python literals, else strings)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set expects key=value, got {item!r}")
-        try:
-            out[key.strip()] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            out[key.strip()] = raw
-    return out
 
 
 def validate(cfg: DetectorConfig) -> None:

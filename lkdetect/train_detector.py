@@ -234,7 +234,9 @@ class DetectorTrainer:
             from tqdm import tqdm
 
             bar = tqdm(total=total, initial=self.step, unit="it", dynamic_ncols=True, desc="train-detector")
-        old_handlers = self._install_signal_handlers()
+        from gan.train import install_stop_handlers
+
+        old_handlers = install_stop_handlers(self.request_stop)
         last_ckpt, window_t, window_n = time.time(), time.time(), 0
         try:
             while self.step < total and not self._stop and time.time() < deadline:
@@ -272,16 +274,10 @@ class DetectorTrainer:
             if bar is not None:
                 bar.close()
 
-    def _install_signal_handlers(self) -> dict:
-        def stop(signum: int, frame: Any) -> None:
-            log.warning("signal %d: finishing this step, checkpointing and stopping", signum)
-            self._stop = True
-
-        handlers = {}
-        with contextlib.suppress(ValueError):  # not the main thread
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                handlers[sig] = signal.signal(sig, stop)
-        return handlers
+    def request_stop(self) -> None:
+        """Finish the current step, checkpoint and leave :meth:`fit` (called on SIGTERM/SIGINT)."""
+        log.warning("stop requested: finishing this step, checkpointing and stopping")
+        self._stop = True
 
     def _log(self, record: dict[str, Any]) -> None:
         with open(self.run_dir / "stats.jsonl", "a") as f:
