@@ -5,11 +5,15 @@ Usage::
     python benchmarks/detect_speed.py                          # shipped weights, else a fresh default network
     python benchmarks/detect_speed.py --weights run/detector.safetensors
     python benchmarks/detect_speed.py --backbones resnet18,mobilenetv3_large_100,regnetx_002   # compare
+    python benchmarks/detect_speed.py --threads 1 --engines torch,onnxruntime   # the default: both engines
+
+One row per engine: ``torch`` (``Detector``) and ``onnxruntime`` (the same weights exported with
+``Detector.export_onnx`` and run by ``OnnxDetector`` with ``--threads`` intra-op threads).
 
 Columns (images are 64x64 uint8 RGB, or the weights' input size):
     net b64 img/s   the network alone on a preprocessed (64, 3, S, S) batch
-    e2e b64 img/s   ``Detector.detect_batch`` on 64 numpy images (conversion, resize, network, mapping back)
-    single ms       ``Detector.detect`` on one numpy image, end to end
+    e2e b64 img/s   ``detect_batch`` on 64 numpy images (conversion, resize, network, mapping back)
+    single ms       ``detect`` on one numpy image, end to end
 Each figure is the median of ``--repeats`` timed runs after warm-up; "best" is the fastest run, which is the
 better estimate on a machine shared with other jobs.
 """
@@ -19,13 +23,16 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from lkdetect import Detector
+from lkdetect.detector import BaseDetector
 from lkdetect.detector_config import get_config, network_kwargs
 from lkdetect.network import KeypointNet, count_parameters
 from lkdetect.weights import make_metadata, resolve_weights
@@ -51,13 +58,13 @@ def fresh_detector(backbone: str | None) -> Detector:
     return Detector(net, make_metadata(net))
 
 
-def torch_engine(det: Detector, repeats: int) -> dict[str, float]:
+def columns(det: BaseDetector, net: Callable[[torch.Tensor], object], repeats: int) -> dict[str, float]:
+    """The columns of one engine: ``net`` on a preprocessed batch, ``det`` end to end."""
     h, w = det.input_size
     rng = np.random.default_rng(0)
     images = list(rng.integers(0, 256, (64, h, w, 3), dtype=np.uint8))
     batch = torch.rand(64, 3, h, w)
-    with torch.inference_mode():
-        net_med, net_best = timed(lambda: det.network(batch), repeats)
+    net_med, net_best = timed(lambda: net(batch), repeats)
     e2e_med, e2e_best = timed(lambda: det.detect_batch(images), repeats)
     one_med, one_best = timed(lambda: det.detect(images[0]), repeats * 10)
     return {
@@ -70,16 +77,35 @@ def torch_engine(det: Detector, repeats: int) -> dict[str, float]:
     }
 
 
-# engine name -> function(detector, repeats) -> columns. The ONNX issue adds "onnxruntime" here
-# (an InferenceSession on the exported model, same columns), so both rows print side by side.
-ENGINES: dict[str, Callable[[Detector, int], dict[str, float]]] = {"torch": torch_engine}
+def torch_engine(det: Detector, repeats: int, threads: int) -> dict[str, float]:
+    def net(batch: torch.Tensor) -> object:
+        with torch.inference_mode():
+            return det.network(batch)
+
+    return columns(det, net, repeats)
+
+
+def onnxruntime_engine(det: Detector, repeats: int, threads: int) -> dict[str, float]:
+    """The detector exported to ONNX, on an onnxruntime CPU session with ``threads`` intra-op threads."""
+    from lkdetect.onnx import INPUT, OnnxDetector
+
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_det = OnnxDetector(det.export_onnx(Path(tmp) / "model.onnx"), threads=threads)
+    return columns(onnx_det, lambda batch: onnx_det.session.run(None, {INPUT: batch.numpy()}), repeats)
+
+
+# engine name -> function(detector, repeats, threads) -> columns; the rows print side by side.
+ENGINES: dict[str, Callable[[Detector, int, int], dict[str, float]]] = {
+    "torch": torch_engine,
+    "onnxruntime": onnxruntime_engine,
+}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--weights", default=None, help="weights file (default: shipped face detector if present)")
     p.add_argument("--backbones", default=None, help="comma-separated timm names: compare fresh default networks")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="torch threads and onnxruntime intra_op_num_threads")
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated, of {sorted(ENGINES)}")
     args = p.parse_args()
@@ -107,7 +133,7 @@ def main() -> None:
             f"{count_parameters(det.network) / 1e6:.2f}M"
         )
         for engine in args.engines.split(","):
-            cols = ENGINES[engine](det, args.repeats)
+            cols = ENGINES[engine](det, args.repeats, args.threads)
             if header is None:
                 header = f"{'model':44s} {'engine':12s} " + " ".join(f"{c.strip() or 'best':>13s}" for c in cols)
                 print(header)

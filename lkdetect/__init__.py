@@ -14,10 +14,11 @@ if TYPE_CHECKING:  # for type checkers only; at run time the names load lazily o
     from .detector import Detector
     from .errors import CheckpointError
     from .keypoints import Keypoints
+    from .onnx import OnnxDetector
 
 # Public name -> module; imported on first attribute access (PEP 562) so `import lkdetect` stays light.
-_LAZY = {"Detector": ".detector", "Keypoints": ".keypoints", "CheckpointError": ".errors"}
-__all__ = ["CheckpointError", "Detector", "Keypoints", "__version__"]
+_LAZY = {"Detector": ".detector", "Keypoints": ".keypoints", "CheckpointError": ".errors", "OnnxDetector": ".onnx"}
+__all__ = ["CheckpointError", "Detector", "Keypoints", "OnnxDetector", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

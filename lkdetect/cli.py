@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "detect": ("lkdetect.commands.detect", "detect keypoints on images (annotated images, JSON)"),
     "eval": ("lkdetect.commands.eval", "score a detector on MAFL, CelebA in the wild, CUB-200-2011 or MTFL"),
     "video": ("lkdetect.commands.video", "detect keypoints in a video or camera stream (annotated video, JSON lines)"),
+    "export": ("lkdetect.commands.export", "write detector weights as an ONNX model (onnxruntime deployment)"),
     "demo": ("lkdetect.commands.demo", "pictures of generated images, keypoints, edits and animations (index.html)"),
 }
 

@@ -46,8 +46,10 @@ def shipped_gan_path(domain: str = "faces") -> Path:
     for path in candidates:
         if path.is_file():
             return path
-    raise FileNotFoundError(f"no shipped GAN weights for domain {domain!r}; looked in "
-                            f"{', '.join(str(p) for p in candidates)}; pass --gan PATH")
+    raise FileNotFoundError(
+        f"no shipped GAN weights for domain {domain!r}; looked in "
+        f"{', '.join(str(p) for p in candidates)}; pass --gan PATH"
+    )
 
 
 def load_detector(weights: str | Path | None = None) -> Detect | None:
@@ -68,8 +70,9 @@ def load_detector(weights: str | Path | None = None) -> Detect | None:
     def detect(images: torch.Tensor) -> torch.Tensor:
         import torch
 
-        arrays = [np.ascontiguousarray((im.permute(1, 2, 0).clamp(0, 1) * 255 + 0.5).byte().cpu().numpy())
-                  for im in images]
+        arrays = [
+            np.ascontiguousarray((im.permute(1, 2, 0).clamp(0, 1) * 255 + 0.5).byte().cpu().numpy()) for im in images
+        ]
         return torch.as_tensor(np.asarray(det.detect_batch(arrays).xy), dtype=torch.float32)
 
     return detect
@@ -82,8 +85,14 @@ def _palette(k: int) -> list[tuple[int, int, int]]:
     return palette(k)
 
 
-def _tile(image: torch.Tensor, scale: int, latent_px: np.ndarray | None = None, visible: np.ndarray | None = None,
-          detected_px: np.ndarray | None = None, colors: list[int] | None = None) -> Image.Image:
+def _tile(
+    image: torch.Tensor,
+    scale: int,
+    latent_px: np.ndarray | None = None,
+    visible: np.ndarray | None = None,
+    detected_px: np.ndarray | None = None,
+    colors: list[int] | None = None,
+) -> Image.Image:
     """One (3, R, R) [0, 1] image upscaled, latent keypoints as dots (removed ones hollow), detections as crosses."""
     from gan.viz import to_pil
 
@@ -182,16 +191,19 @@ class _Demo:
 
         return edit.render(self.G, lat)
 
-    def tiles(self, lat: Latents, images: torch.Tensor | None = None, colors: list[int] | None = None
-              ) -> tuple[torch.Tensor, list[Image.Image]]:
+    def tiles(
+        self, lat: Latents, images: torch.Tensor | None = None, colors: list[int] | None = None
+    ) -> tuple[torch.Tensor, list[Image.Image]]:
         from gan.keypoint_maps import to_pixels
 
         images = self.render(lat) if images is None else images
         det = self.detect(images).cpu().numpy() if self.detect is not None else None
         kp = to_pixels(lat.keypoints.float(), self.r).cpu().numpy()
         vis = lat.visible.cpu().numpy()
-        return images, [_tile(images[i], self.scale, kp[i], vis[i], None if det is None else det[i], colors)
-                        for i in range(len(images))]
+        return images, [
+            _tile(images[i], self.scale, kp[i], vis[i], None if det is None else det[i], colors)
+            for i in range(len(images))
+        ]
 
     def save(self, name: str, img: Image.Image, title: str, caption: str) -> None:
         path = self.out / name
@@ -199,13 +211,15 @@ class _Demo:
         self.files[name] = path
         self.sections.append((title, name, caption))
 
-    def edit_figure(self, name: str, title: str, caption: str, before: Latents, after: Latents,
-                    colors: list[int] | None = None) -> None:
+    def edit_figure(
+        self, name: str, title: str, caption: str, before: Latents, after: Latents, colors: list[int] | None = None
+    ) -> None:
         """Before | after | |difference| for one sample."""
         ib, (tb,) = self.tiles(before)
         ia, (ta,) = self.tiles(after, colors=colors)
-        self.save(name, _panel([tb, ta, _diff(ib[0], ia[0], self.scale)], ["before", "after", "|difference|"]),
-                  title, caption)
+        self.save(
+            name, _panel([tb, ta, _diff(ib[0], ia[0], self.scale)], ["before", "after", "|difference|"]), title, caption
+        )
 
     def animation(self, name: str, title: str, caption: str, lats: list[Latents], mp4: bool) -> None:
         from gan.generator import Latents
@@ -239,63 +253,161 @@ def _steps(demo: _Demo, a: Latents, b: Latents, j: int, mp4: bool) -> list[tuple
     pa, _ = edit.swap_embeddings(a, b, upper)
     ba, _ = edit.swap_background(a, b)
     px = {"units": "px", "size": r}
-    added_xy = a.keypoints[:, j:j + 1] + torch.tensor([4 * step / r, 0.0])  # 2 * step px to the right
+    added_xy = a.keypoints[:, j : j + 1] + torch.tensor([4 * step / r, 0.0])  # 2 * step px to the right
 
     def swap_fig(name: str, title: str, caption: str, after: Latents) -> None:
         _, tiles = demo.tiles(Latents.cat([a, b, after]))
         demo.save(name, _panel(tiles, ["A", "B", "result"]), title, caption)
 
-    circle = [edit.translate(a, (step * math.cos(2 * math.pi * i / 24), step * math.sin(2 * math.pi * i / 24)), j,
-                             **px) for i in range(24)]
+    circle = [
+        edit.translate(a, (step * math.cos(2 * math.pi * i / 24), step * math.sin(2 * math.pi * i / 24)), j, **px)
+        for i in range(24)
+    ]
     return [
-        ("translate", lambda: demo.edit_figure(
-            "edit_translate.png", "Move all keypoints", f"All {k} keypoints translated {step:.0f} px to the right "
-            "(gan.edit.translate); embeddings unchanged.", a, edit.translate(a, (step, 0), **px))),
-        ("move part", lambda: demo.edit_figure(
-            "edit_move_part.png", f"Move one keypoint (part {j})", f"Part {j} moved {step:.0f} px right and down; "
-            "the change should stay near it.", a, edit.translate(a, (step, step), j, **px))),
-        ("scale", lambda: demo.edit_figure(
-            "edit_scale.png", "Scale the keypoints", "All keypoints scaled by 1.25 about their centroid "
-            "(gan.edit.scale).", a, edit.scale(a, 1.25))),
-        ("rotate", lambda: demo.edit_figure(
-            "edit_rotate.png", "Rotate the keypoints", "All keypoints rotated 20 degrees counter-clockwise about "
-            "their centroid (gan.edit.rotate).", a, edit.rotate(a, 20))),
-        ("swap all", lambda: swap_fig(
-            "edit_swap_embeddings.png", "Exchange all embeddings", "Result: A's keypoints with all of B's keypoint "
-            "embeddings (gan.edit.swap_embeddings): A's pose, B's appearance.", sa)),
-        ("swap subset", lambda: swap_fig(
-            "edit_swap_subset.png", "Exchange a subset of embeddings", f"Result: A with B's embeddings of parts "
-            f"{upper} (the upper half of A's keypoints) only.", pa)),
-        ("interpolate", lambda: swap_fig(
-            "edit_interpolate_embeddings.png", "Interpolate embeddings", "Result: A's embeddings half way to B's "
-            "(gan.edit.interpolate_embeddings, t = 0.5).", edit.interpolate_embeddings(a, b, 0.5))),
-        ("background", lambda: swap_fig(
-            "edit_background.png", "Change the background", "Result: A with B's background embedding "
-            "(gan.edit.swap_background): background texture and hair.", ba)),
-        ("remove", lambda: demo.edit_figure(
-            "edit_remove_part.png", f"Remove a part (part {j})", f"Part {j} removed (visible = 0; hollow marker): "
-            "its heatmap and embedding no longer reach the image.", a, edit.remove_parts(a, j))),
-        ("add", lambda: demo.edit_figure(
-            "edit_add_part.png", f"Add a part (copy of part {j})", f"A copy of part {j}'s embedding added at "
-            f"{2 * step:.0f} px to its right, as keypoint {k} (gan.edit.add_part; it acts through the heatmaps "
-            "only).", a, edit.add_part(a, j, added_xy), [*range(k), j])),
-        ("gif move", lambda: demo.animation(
-            "anim_move_part", f"Animation: moving part {j}", f"Part {j} moved around a circle of {step:.0f} px.",
-            circle, mp4)),
-        ("gif pose", lambda: demo.animation(
-            "anim_interpolate_pose", "Animation: interpolating the pose", "Keypoint positions of A interpolated to "
-            "B's; embeddings and background stay A's.", [edit.interpolate(a, b, i / 15, "keypoints")
-                                                         for i in range(16)], mp4)),
-        ("gif embeddings", lambda: demo.animation(
-            "anim_interpolate_embeddings", "Animation: interpolating the embeddings", "A's keypoint embeddings "
-            "interpolated to B's; positions stay A's.", [edit.interpolate(a, b, i / 15, "embeddings")
-                                                        for i in range(16)], mp4)),
+        (
+            "translate",
+            lambda: demo.edit_figure(
+                "edit_translate.png",
+                "Move all keypoints",
+                f"All {k} keypoints translated {step:.0f} px to the right (gan.edit.translate); embeddings unchanged.",
+                a,
+                edit.translate(a, (step, 0), **px),
+            ),
+        ),
+        (
+            "move part",
+            lambda: demo.edit_figure(
+                "edit_move_part.png",
+                f"Move one keypoint (part {j})",
+                f"Part {j} moved {step:.0f} px right and down; the change should stay near it.",
+                a,
+                edit.translate(a, (step, step), j, **px),
+            ),
+        ),
+        (
+            "scale",
+            lambda: demo.edit_figure(
+                "edit_scale.png",
+                "Scale the keypoints",
+                "All keypoints scaled by 1.25 about their centroid (gan.edit.scale).",
+                a,
+                edit.scale(a, 1.25),
+            ),
+        ),
+        (
+            "rotate",
+            lambda: demo.edit_figure(
+                "edit_rotate.png",
+                "Rotate the keypoints",
+                "All keypoints rotated 20 degrees counter-clockwise about their centroid (gan.edit.rotate).",
+                a,
+                edit.rotate(a, 20),
+            ),
+        ),
+        (
+            "swap all",
+            lambda: swap_fig(
+                "edit_swap_embeddings.png",
+                "Exchange all embeddings",
+                "Result: A's keypoints with all of B's keypoint "
+                "embeddings (gan.edit.swap_embeddings): A's pose, B's appearance.",
+                sa,
+            ),
+        ),
+        (
+            "swap subset",
+            lambda: swap_fig(
+                "edit_swap_subset.png",
+                "Exchange a subset of embeddings",
+                f"Result: A with B's embeddings of parts {upper} (the upper half of A's keypoints) only.",
+                pa,
+            ),
+        ),
+        (
+            "interpolate",
+            lambda: swap_fig(
+                "edit_interpolate_embeddings.png",
+                "Interpolate embeddings",
+                "Result: A's embeddings half way to B's (gan.edit.interpolate_embeddings, t = 0.5).",
+                edit.interpolate_embeddings(a, b, 0.5),
+            ),
+        ),
+        (
+            "background",
+            lambda: swap_fig(
+                "edit_background.png",
+                "Change the background",
+                "Result: A with B's background embedding (gan.edit.swap_background): background texture and hair.",
+                ba,
+            ),
+        ),
+        (
+            "remove",
+            lambda: demo.edit_figure(
+                "edit_remove_part.png",
+                f"Remove a part (part {j})",
+                f"Part {j} removed (visible = 0; hollow marker): its heatmap and embedding no longer reach the image.",
+                a,
+                edit.remove_parts(a, j),
+            ),
+        ),
+        (
+            "add",
+            lambda: demo.edit_figure(
+                "edit_add_part.png",
+                f"Add a part (copy of part {j})",
+                f"A copy of part {j}'s embedding added at "
+                f"{2 * step:.0f} px to its right, as keypoint {k} (gan.edit.add_part; it acts through the heatmaps "
+                "only).",
+                a,
+                edit.add_part(a, j, added_xy),
+                [*range(k), j],
+            ),
+        ),
+        (
+            "gif move",
+            lambda: demo.animation(
+                "anim_move_part",
+                f"Animation: moving part {j}",
+                f"Part {j} moved around a circle of {step:.0f} px.",
+                circle,
+                mp4,
+            ),
+        ),
+        (
+            "gif pose",
+            lambda: demo.animation(
+                "anim_interpolate_pose",
+                "Animation: interpolating the pose",
+                "Keypoint positions of A interpolated to B's; embeddings and background stay A's.",
+                [edit.interpolate(a, b, i / 15, "keypoints") for i in range(16)],
+                mp4,
+            ),
+        ),
+        (
+            "gif embeddings",
+            lambda: demo.animation(
+                "anim_interpolate_embeddings",
+                "Animation: interpolating the embeddings",
+                "A's keypoint embeddings interpolated to B's; positions stay A's.",
+                [edit.interpolate(a, b, i / 15, "embeddings") for i in range(16)],
+                mp4,
+            ),
+        ),
     ]
 
 
-def run_demo(out: str | Path, seed: int = 0, domain: str = "faces", gan_path: str | Path | None = None,
-             detector_weights: str | Path | None = None, detect: Detect | None = None, n_grid: int = 16,
-             mp4: bool = False, progress: bool = False) -> DemoResult:
+def run_demo(
+    out: str | Path,
+    seed: int = 0,
+    domain: str = "faces",
+    gan_path: str | Path | None = None,
+    detector_weights: str | Path | None = None,
+    detect: Detect | None = None,
+    n_grid: int = 16,
+    mp4: bool = False,
+    progress: bool = False,
+) -> DemoResult:
     """Write the demo into ``out``.
 
     Args:
@@ -345,25 +457,36 @@ def _grid(demo: _Demo, samples: Any, n: int) -> None:
     grid = Image.new("RGB", (ncol * (w + 2) + 2, ((n + ncol - 1) // ncol) * (h + 2) + 2), (255, 255, 255))
     for i, t in enumerate(tiles):
         grid.paste(t, (2 + (i % ncol) * (w + 2), 2 + (i // ncol) * (h + 2)))
-    det = "crosses: the keypoint detector's predictions on the same images" if demo.detect else \
-        "no keypoint detector was found, so only the latent keypoints are shown"
-    demo.save("samples.png", grid, "Generated images and their keypoints",
-              f"{n} samples. Dots: the generator's latent keypoints (part k keeps its colour everywhere); {det}. "
-              "A and B in the figures below are the first two samples.")
+    det = (
+        "crosses: the keypoint detector's predictions on the same images"
+        if demo.detect
+        else "no keypoint detector was found, so only the latent keypoints are shown"
+    )
+    demo.save(
+        "samples.png",
+        grid,
+        "Generated images and their keypoints",
+        f"{n} samples. Dots: the generator's latent keypoints (part k keeps its colour everywhere); {det}. "
+        "A and B in the figures below are the first two samples.",
+    )
 
 
 def _write_html(demo: _Demo, gan_path: Path, info: dict[str, Any], measures: dict[str, float], seed: int) -> Path:
     meta = ", ".join(f"{k} {v}" for k, v in info.items()) or "no training info"
     rows = []
     for title, name, caption in demo.sections:
-        rows.append(f"<h2>{html.escape(title)}</h2>\n<figure><img src=\"{html.escape(name)}\" alt=\""
-                    f"{html.escape(title)}\"><figcaption>{html.escape(caption)}</figcaption></figure>")
+        rows.append(
+            f'<h2>{html.escape(title)}</h2>\n<figure><img src="{html.escape(name)}" alt="'
+            f'{html.escape(title)}"><figcaption>{html.escape(caption)}</figcaption></figure>'
+        )
     videos = [n for n in demo.files if n.endswith(".mp4")]
     if videos:
         rows.append("<p>MP4: " + ", ".join(f'<a href="{n}">{n}</a>' for n in videos) + "</p>")
-    loc = (f"Locality: when one keypoint moves {demo.r / 16:.0f} px, {100 * measures['locality']:.0f} % of the "
-           f"image change falls within {demo.r / 8:.0f} px of it, where that neighbourhood covers "
-           f"{100 * measures['locality_chance']:.0f} % of the image (ratio {measures['locality_ratio']:.1f}).")
+    loc = (
+        f"Locality: when one keypoint moves {demo.r / 16:.0f} px, {100 * measures['locality']:.0f} % of the "
+        f"image change falls within {demo.r / 8:.0f} px of it, where that neighbourhood covers "
+        f"{100 * measures['locality_chance']:.0f} % of the image (ratio {measures['locality_ratio']:.1f})."
+    )
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>lkdetect demo</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}

@@ -42,50 +42,32 @@ def resolve_device(device: str | torch.device) -> torch.device:
         raise ValueError(f"expected a device such as 'cpu', 'cuda' or 'auto', got {device!r}") from e
 
 
-class Detector:
-    """A keypoint detector with its preprocessing.
+class BaseDetector:
+    """What every detector engine shares: metadata properties, input handling, batching, mapping back.
 
-    Args:
-        network: the detector network (its mean/std normalisation is inside it).
-        metadata: the weights' metadata (see :mod:`lkdetect.weights`); ``keypoint_names`` and ``input_size``
-            are read from it.
-        device: ``"cpu"`` (default), ``"cuda"`` or ``"auto"``.
-
-    Use :meth:`load` rather than the constructor.
+    A subclass (:class:`Detector` for PyTorch, :class:`~lkdetect.onnx.OnnxDetector` for onnxruntime) sets
+    ``_metadata``, ``_size``, ``_names`` and ``_k`` through :meth:`_init_metadata` and implements :meth:`_run`;
+    everything else (``detect``, ``detect_batch``, ``detect_video``) is written once here.
     """
 
-    def __init__(self, network: KeypointNet, metadata: dict[str, Any], device: str | torch.device = "cpu"):
-        self.device = resolve_device(device)
-        self.network = network.to(self.device).eval().requires_grad_(False)
+    _metadata: dict[str, Any]
+    _size: tuple[int, int]
+    _names: tuple[str, ...]
+    _k: int
+
+    def _init_metadata(self, metadata: dict[str, Any], num_keypoints: int, default_size: Sequence[int]) -> None:
         self._metadata = dict(metadata)
-        h, w = metadata.get("input_size", network.input_size)
+        self._k = int(num_keypoints)
+        h, w = metadata.get("input_size", default_size)
         self._size = (int(h), int(w))
-        names = metadata.get("keypoint_names") or [f"kp{i}" for i in range(network.num_keypoints)]
+        names = metadata.get("keypoint_names") or [f"kp{i}" for i in range(self._k)]
         self._names = tuple(str(n) for n in names)
-
-    @classmethod
-    def load(cls, name_or_path: str | Path | None = None, device: str | torch.device = "cpu") -> Detector:
-        """Load shipped weights by name or a weights file.
-
-        Args:
-            name_or_path: ``None`` for the shipped face detector, a name (``"faces"``, ``"birds"``) or the path of
-                a ``.safetensors`` file written by ``lkdetect train-detector``.
-            device: ``"cpu"`` (default), ``"cuda"`` or ``"auto"``.
-
-        Raises:
-            FileNotFoundError: unknown name or missing file.
-            CheckpointError: a file that is not lkdetect detector weights, or is inconsistent.
-        """
-        path = resolve_weights(name_or_path)
-        network, meta = load_weights(path)
-        log.debug("loaded %s (%s, K=%d)", path, meta["network"]["backbone"], meta["num_keypoints"])
-        return cls(network, meta, device=device)
 
     # ------------------------------------------------------------------------------------------ properties
     @property
     def num_keypoints(self) -> int:
         """K."""
-        return self.network.num_keypoints
+        return self._k
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -101,18 +83,10 @@ class Detector:
         """A copy of the weights' metadata (plus ``sha256`` and ``path`` of the file when loaded from one)."""
         return dict(self._metadata)
 
-    def __repr__(self) -> str:
-        return (
-            f"Detector({self._metadata.get('network', {}).get('backbone', '?')}, K={self.num_keypoints}, "
-            f"input={self._size[0]}x{self._size[1]}, device={self.device})"
-        )
-
     # ----------------------------------------------------------------------------------------- detection
-    @torch.inference_mode()
     def _run(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """(B, 3, S_h, S_w) in [0, 1] -> (xy (B, K, 2), scores (B, K)) float64 in network-input pixels."""
-        xy, scores = self.network(batch.to(self.device))
-        return xy.double().cpu().numpy(), scores.double().cpu().numpy()
+        raise NotImplementedError
 
     def detect(self, image: ImageLike, box: Box | None = None, bgr: bool = False) -> Keypoints:
         """Detect the K keypoints of one image.
@@ -183,6 +157,60 @@ class Detector:
         from .video import detect_video
 
         return detect_video(self, source, **kw)
+
+
+class Detector(BaseDetector):
+    """A keypoint detector with its preprocessing.
+
+    Args:
+        network: the detector network (its mean/std normalisation is inside it).
+        metadata: the weights' metadata (see :mod:`lkdetect.weights`); ``keypoint_names`` and ``input_size``
+            are read from it.
+        device: ``"cpu"`` (default), ``"cuda"`` or ``"auto"``.
+
+    Use :meth:`load` rather than the constructor.
+    """
+
+    def __init__(self, network: KeypointNet, metadata: dict[str, Any], device: str | torch.device = "cpu"):
+        self.device = resolve_device(device)
+        self.network = network.to(self.device).eval().requires_grad_(False)
+        self._init_metadata(metadata, network.num_keypoints, network.input_size)
+
+    @classmethod
+    def load(cls, name_or_path: str | Path | None = None, device: str | torch.device = "cpu") -> Detector:
+        """Load shipped weights by name or a weights file.
+
+        Args:
+            name_or_path: ``None`` for the shipped face detector, a name (``"faces"``, ``"birds"``) or the path of
+                a ``.safetensors`` file written by ``lkdetect train-detector``.
+            device: ``"cpu"`` (default), ``"cuda"`` or ``"auto"``.
+
+        Raises:
+            FileNotFoundError: unknown name or missing file.
+            CheckpointError: a file that is not lkdetect detector weights, or is inconsistent.
+        """
+        path = resolve_weights(name_or_path)
+        network, meta = load_weights(path)
+        log.debug("loaded %s (%s, K=%d)", path, meta["network"]["backbone"], meta["num_keypoints"])
+        return cls(network, meta, device=device)
+
+    def __repr__(self) -> str:
+        return (
+            f"Detector({self._metadata.get('network', {}).get('backbone', '?')}, K={self.num_keypoints}, "
+            f"input={self._size[0]}x{self._size[1]}, device={self.device})"
+        )
+
+    @torch.inference_mode()
+    def _run(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(B, 3, S_h, S_w) in [0, 1] -> (xy (B, K, 2), scores (B, K)) float64 in network-input pixels."""
+        xy, scores = self.network(batch.to(self.device))
+        return xy.double().cpu().numpy(), scores.double().cpu().numpy()
+
+    def export_onnx(self, path: str | Path, opset: int = 17) -> Path:
+        """Write this detector as an ONNX model; see :func:`lkdetect.onnx.export_onnx`."""
+        from .onnx import export_onnx
+
+        return export_onnx(self, self._metadata, path, opset=opset)
 
 
 def _as_list(images: Any) -> list[Any]:

@@ -10,8 +10,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--domain", default="faces", help="shipped weights to use (default: faces)")
     p.add_argument("--gan", default=None, metavar="PATH", help="GAN weights (safetensors) instead of the shipped ones")
-    p.add_argument("--weights", default=None, metavar="PATH",
-                   help="detector weights instead of the shipped detector (the demo runs without a detector)")
+    p.add_argument(
+        "--weights",
+        default=None,
+        metavar="PATH",
+        help="detector weights instead of the shipped detector (the demo runs without a detector)",
+    )
     p.add_argument("--mp4", action="store_true", help="also write MP4 videos (needs opencv)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -19,7 +23,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from lkdetect.demo import run_demo
 
-    result = run_demo(args.out, seed=args.seed, domain=args.domain, gan_path=args.gan,
-                      detector_weights=args.weights, mp4=args.mp4, progress=not args.no_progress)
+    result = run_demo(
+        args.out,
+        seed=args.seed,
+        domain=args.domain,
+        gan_path=args.gan,
+        detector_weights=args.weights,
+        mp4=args.mp4,
+        progress=not args.no_progress,
+    )
     print(f"open {result.html}")
     return 0

@@ -20,6 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--roi", default="full", help="region of interest: face, full, or a fixed box x,y,w,h")
     p.add_argument("--no-smooth", action="store_true", help="no temporal (One-Euro) smoothing")
     p.add_argument("--weights", default=None, help="detector weights (.safetensors); default: the shipped detector")
+    p.add_argument("--onnx", default=None, metavar="MODEL", help="run an exported ONNX model on onnxruntime instead")
     p.add_argument("--min-cutoff", type=float, default=1.0, help="One-Euro minimum cutoff in Hz (lower: smoother)")
     p.add_argument("--beta", type=float, default=0.05, help="One-Euro speed coefficient in 1/px (higher: less lag)")
     p.add_argument("--batch-size", type=int, default=16, help="frames per detector call")
@@ -31,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=1,
         help="--roi face: frames per detector call sharing one box (faster, the box lags)",
     )
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--threads", type=int, default=0, help="torch (and onnxruntime) threads (0: the default)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -41,6 +42,13 @@ def load_detector(weights: str | None, device: str = "cpu") -> Any:
     from lkdetect.detector import Detector
 
     return Detector.load(weights, device=device) if weights else Detector.load(device=device)
+
+
+def load_onnx(model: str, threads: int = 0) -> Any:
+    """The onnxruntime detector of ``--onnx`` (imported lazily: plain runs never load onnxruntime)."""
+    from lkdetect.onnx import OnnxDetector
+
+    return OnnxDetector(model, threads=threads or None)
 
 
 class BackgroundWriter:
@@ -114,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
 
     from lkdetect.video import DEFAULT_FPS, detect_video_frames, draw_result
 
+    if args.onnx and args.weights:
+        raise ValueError("give --weights or --onnx, not both")
     if args.out is None and args.json is None:
         log.warning("neither --out nor --json given: detecting without writing anything")
     source = _source(args.input)
@@ -124,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         total = min(total, args.max_frames) if total else args.max_frames
     if args.threads:
         torch.set_num_threads(args.threads)
-    detector = load_detector(args.weights, args.device)
+    detector = load_onnx(args.onnx, args.threads) if args.onnx else load_detector(args.weights, args.device)
     try:
         pairs = detect_video_frames(
             detector,
