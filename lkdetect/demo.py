@@ -52,15 +52,18 @@ def shipped_gan_path(domain: str = "faces") -> Path:
     )
 
 
-def load_detector(weights: str | Path | None = None) -> Detect | None:
-    """The keypoint detector as a callable on [0, 1] image tensors, or None (with a warning) when unavailable."""
+def load_detector(weights: str | Path | None = None, domain: str = "faces") -> Detect | None:
+    """The keypoint detector as a callable on [0, 1] image tensors, or None (with a warning) when unavailable.
+
+    ``weights`` names or points to the detector; None means the shipped detector of ``domain``.
+    """
     try:
         from .detector import Detector
     except ImportError as e:
         logger.warning("no keypoint detector available (%s): the demo shows latent keypoints only", e)
         return None
     try:
-        det = Detector.load(weights) if weights is not None else Detector.load()
+        det = Detector.load(weights if weights is not None else domain)
     except (FileNotFoundError, OSError, ValueError) as e:
         if weights is not None:  # weights the user named must load
             raise
@@ -415,8 +418,8 @@ def run_demo(
         seed: sampling seed; the same seed gives the same pictures.
         domain: which shipped weights to use when ``gan_path`` is None (see :func:`shipped_gan_path`).
         gan_path: GAN release weights (safetensors) instead of the shipped ones.
-        detector_weights: detector weights instead of the shipped detector; the shipped one is optional (a
-            warning when missing), explicitly given weights must load.
+        detector_weights: detector weights instead of the shipped detector of ``domain``; the shipped one is
+            optional (a warning when missing), explicitly given weights must load.
         detect: a detector callable to use instead of loading one (tests).
         n_grid: images in the grid.
         mp4: also write MP4 videos (needs opencv).
@@ -434,7 +437,7 @@ def run_demo(
     path = Path(gan_path) if gan_path is not None else shipped_gan_path(domain)
     generator, info = load_generator(path)
     if detect is None:
-        detect = load_detector(detector_weights)
+        detect = load_detector(detector_weights, domain)
     demo = _Demo(generator, detect, out)
     with torch.no_grad():
         samples = sample(generator, max(n_grid, 2), seed=seed)

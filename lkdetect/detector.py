@@ -24,7 +24,7 @@ import torch
 
 from .images import ImageLike, prepare, to_image_coordinates
 from .keypoints import Keypoints
-from .network import KeypointNet
+from .network import KeypointNet, fold_for_inference
 from .weights import load_weights, resolve_weights
 
 log = logging.getLogger(__name__)
@@ -167,13 +167,18 @@ class Detector(BaseDetector):
         metadata: the weights' metadata (see :mod:`lkdetect.weights`); ``keypoint_names`` and ``input_size``
             are read from it.
         device: ``"cpu"`` (default), ``"cuda"`` or ``"auto"``.
+        fold: run a copy of ``network`` with its BatchNorms folded into the convolutions (same keypoints to
+            float precision, fewer operations: single images run faster); ``network`` itself is left as it is.
 
     Use :meth:`load` rather than the constructor.
     """
 
-    def __init__(self, network: KeypointNet, metadata: dict[str, Any], device: str | torch.device = "cpu"):
+    def __init__(
+        self, network: KeypointNet, metadata: dict[str, Any], device: str | torch.device = "cpu", fold: bool = True
+    ):
         self.device = resolve_device(device)
-        self.network = network.to(self.device).eval().requires_grad_(False)
+        network = network.to(self.device).eval().requires_grad_(False)
+        self.network = fold_for_inference(network) if fold else network
         self._init_metadata(metadata, network.num_keypoints, network.input_size)
 
     @classmethod

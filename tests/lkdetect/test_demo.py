@@ -107,3 +107,25 @@ def test_import_demo_does_not_load_gan():
     code = "import sys, lkdetect.demo, lkdetect.commands.demo; print('gan' in sys.modules, 'cv2' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_demo_domain_uses_that_domains_detector(tiny_gan, tmp_path, monkeypatch):
+    """``--domain toy`` draws with ``toy_detector``, not the face detector."""
+    from lkdetect.network import KeypointNet
+    from lkdetect.weights import make_metadata, save_weights
+
+    monkeypatch.setenv("LKDETECT_WEIGHTS_DIR", str(tmp_path))
+    (tmp_path / "toy_gan.safetensors").write_bytes(tiny_gan.read_bytes())
+    net = KeypointNet("mobilenetv3_small_100", 3, (32, 32), stride=8, upsample=2, head_channels=8, head_depth=1)
+    save_weights(tmp_path / "toy_detector.safetensors", net.eval(), make_metadata(net))
+    loaded = []
+    real_load = demo_mod.load_detector
+
+    def spy(weights, domain="faces"):
+        det = real_load(weights, domain)
+        loaded.append((weights, domain, det is not None))
+        return det
+
+    monkeypatch.setattr(demo_mod, "load_detector", spy)
+    r = demo_mod.run_demo(tmp_path / "demo", domain="toy", n_grid=2)
+    assert loaded == [(None, "toy", True)] and r.detector
