@@ -55,7 +55,9 @@ def markdown_report(result: dict[str, Any]) -> str:
         markdown_table(result),
         "",
         f"- detector: {det.get('name') or det.get('type')} (sha256 {det.get('sha256') or 'unknown'})",
-        f"- regression: linear, bias={opts['bias']}, ridge={opts['ridge']}; coordinates {opts['coordinates']}",
+        f"- regression: linear, bias={opts['bias']}, ridge={opts['ridge']}, fit={opts.get('fit', 'lstsq')}"
+        f" (training images used: {', '.join(str(r.get('n_train_fitted', r['n_train'])) for r in result['rows'])});"
+        f" coordinates {opts['coordinates']}",
         f"- limit: {opts['limit']}" if opts.get("limit") else "- all images of both splits",
         *(f"- {k}: {v}" for k, v in result.get("protocol", {}).items()),
         f"- wall time: {result.get('wall_time_s', 0.0):.1f} s",

@@ -96,18 +96,26 @@ def detect(
 
 
 def score(
-    name: str, train: Detections, test: Detections, bench: Benchmark, bias: bool = False, ridge: float = 0.0
+    name: str,
+    train: Detections,
+    test: Detections,
+    bench: Benchmark,
+    bias: bool = False,
+    ridge: float = 0.0,
+    fit: str = "lstsq",
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-    """Fit on ``train``, score on ``test``.
+    """Fit on ``train``, score on ``test`` (every test image, whatever ``fit`` drops from training).
 
     Returns:
         the row (name, sizes, error %, baseline %, AP, AUC, failure rate), the predicted test landmarks (N, L, 2)
         in pixels of the preprocessed images and the per-image errors (N,) in %.
     """
     if bench.per_part:
-        reg = fit_per_part(train.xy, train.gt, train.visible, bias=bias, ridge=ridge)
+        reg = fit_per_part(train.xy, train.gt, train.visible, bias=bias, ridge=ridge, fit=fit)
+        used = int(reg.kept.any(axis=1).sum()) if reg.kept is not None else len(train.xy)
     else:
-        reg = fit_linear(train.xy, train.gt, bias=bias, ridge=ridge)
+        reg = fit_linear(train.xy, train.gt, bias=bias, ridge=ridge, fit=fit)
+        used = int(reg.kept.sum()) if reg.kept is not None else len(train.xy)
     pred = reg.predict(test.xy)
     base = np.broadcast_to(metrics.mean_shape(train.gt, train.visible), test.gt.shape)
     pred_px, base_px, gt_px = test.to_pixels(pred), test.to_pixels(base), test.to_pixels(test.gt)
@@ -126,6 +134,7 @@ def score(
     row = {
         "name": name,
         "n_train": len(train.xy),
+        "n_train_fitted": used,
         "n_test": len(test.xy),
         "error": error,
         "baseline": baseline,
@@ -143,6 +152,7 @@ def evaluate(
     classes: Sequence[int] | None = None,
     bias: bool = False,
     ridge: float = 0.0,
+    fit: str = "lstsq",
     out: str | Path | None = None,
     progress: bool = True,
     batch_size: int = 32,
@@ -157,6 +167,8 @@ def evaluate(
         root: the dataset's folder (official layout); unused when ``dataset`` is a ``Benchmark``.
         classes: CUB class ids (all classes present when None).
         bias, ridge: regression options (the protocol: no bias, no ridge).
+        fit: ``"lstsq"`` (the protocol) or ``"trimmed"`` (drops training images whose annotation disagrees with
+            the fit; see :mod:`evaluation.regression`).
         out: folder for report.json, report.md, ced.png and best_worst.png (nothing written when None).
         progress: tqdm progress bars.
         batch_size: images per ``detect_batch`` call.
@@ -184,7 +196,7 @@ def evaluate(
         te = test if cls is None else test.subset(test.classes == cls)
         if len(tr.xy) == 0 or len(te.xy) == 0:
             raise ValueError(f"{name}: {len(tr.xy)} train and {len(te.xy)} test images; both must be > 0")
-        row, pred_px, per_image = score(name, tr, te, bench, bias, ridge)
+        row, pred_px, per_image = score(name, tr, te, bench, bias, ridge, fit)
         rows.append(row)
         outputs.append((te, pred_px, per_image, cls))
 
@@ -207,6 +219,7 @@ def evaluate(
         "options": {
             "bias": bias,
             "ridge": ridge,
+            "fit": fit,
             "classes": None if classes is None else list(classes),
             "batch_size": batch_size,
             "limit": limit,

@@ -19,6 +19,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="folder for report.json, report.md, ced.png, best_worst.png")
     p.add_argument("--bias", action="store_true", help="regression with a bias term (the protocol has none)")
     p.add_argument("--ridge", type=float, default=0.0, help="ridge penalty of the regression (default 0)")
+    p.add_argument(
+        "--fit",
+        choices=("lstsq", "trimmed"),
+        default="lstsq",
+        help="lstsq: least squares on every training image (the protocol, default); trimmed: refit without the "
+        "training images whose annotation disagrees with the fit (corrupt labels, e.g. MTFL-80's net_7876)",
+    )
     p.add_argument("--batch-size", type=int, default=32, help="images per detector call")
     p.add_argument("--limit", type=int, default=None, help="only the first N images of each split (quick check)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -61,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         classes=classes,
         bias=args.bias,
         ridge=args.ridge,
+        fit=args.fit,
         out=args.out,
         progress=not args.no_progress,
         batch_size=args.batch_size,

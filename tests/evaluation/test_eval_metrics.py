@@ -18,6 +18,45 @@ def face_set(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------- regression
+def test_trimmed_fit_ignores_a_block_of_shifted_annotations() -> None:
+    """A quarter of the training landmarks shifted up (as MTFL-80's net_7876 files): plain least squares is
+    dragged, the trimmed fit recovers the clean map, drops (almost) only the corrupt faces and keeps the rest."""
+    rng = np.random.default_rng(7)
+    n = 400
+    true = face_set(rng, n)
+    x = true + rng.normal(0, 0.01, true.shape)  # detections: the landmarks plus noise
+    y = true.copy()
+    bad = np.arange(n) < n // 4
+    y[bad, :, 1] -= 0.3  # corrupt annotations
+    test = face_set(rng, 200)
+    plain, trimmed = fit_linear(x, y), fit_linear(x, y, fit="trimmed")
+    err_plain = np.abs(plain.predict(test) - test).mean()
+    err_trim = np.abs(trimmed.predict(test) - test).mean()
+    assert err_plain > 0.03 and err_trim < 0.01
+    assert not trimmed.kept[bad].any() and trimmed.kept[~bad].mean() > 0.95
+    assert plain.kept.all()
+    # on clean data the trimmed fit drops few images and agrees with least squares
+    clean = fit_linear(x[~bad], y[~bad], fit="trimmed")
+    assert clean.kept.mean() > 0.95
+    np.testing.assert_allclose(clean.predict(test), fit_linear(x[~bad], y[~bad]).predict(test), atol=2e-3)
+    with pytest.raises(ValueError, match="fit must be one of"):
+        fit_linear(x, y, fit="huber")
+
+
+def test_trimmed_per_part_fit() -> None:
+    rng = np.random.default_rng(8)
+    n = 300
+    x = rng.uniform(0, 1, (n, 4, 2))
+    true = x[:, :2] * 0.8 + 0.1 * x[:, 2:]
+    y, visible = true.copy(), rng.uniform(size=(n, 2)) > 0.2
+    bad = rng.uniform(size=n) < 0.2
+    y[bad, 0] += 0.4  # only part 0 corrupt
+    reg = fit_per_part(x, y, visible, fit="trimmed")
+    np.testing.assert_allclose(reg.predict(x), true, atol=1e-6)
+    assert not reg.kept[bad & visible[:, 0], 0].any() and not reg.kept[~visible].any()
+    assert reg.kept[visible[:, 1], 1].mean() > 0.95
+
+
 def test_identity_and_invertible_linear_maps_are_recovered_exactly() -> None:
     rng = np.random.default_rng(0)
     y = face_set(rng, 50)
