@@ -49,7 +49,9 @@ def _solve(a: np.ndarray, y: np.ndarray, ridge: float, bias: bool) -> np.ndarray
     return np.linalg.solve(a.T @ a + penalty, a.T @ y)
 
 
-def _solve_trimmed(a: np.ndarray, y: np.ndarray, ridge: float, bias: bool, points: int) -> tuple[np.ndarray, np.ndarray]:
+def _solve_trimmed(
+    a: np.ndarray, y: np.ndarray, ridge: float, bias: bool, points: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Trimmed least squares: (W, kept rows). ``y`` rows hold ``points`` (x, y) pairs; a row's residual is the
     mean L2 distance over its points."""
     kept = np.ones(len(a), dtype=bool)
