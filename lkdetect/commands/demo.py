@@ -8,7 +8,7 @@ import argparse
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="lkdetect_demo", help="output folder (default: ./lkdetect_demo)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    p.add_argument("--domain", default="faces", help="shipped weights to use (default: faces)")
+    p.add_argument("--domain", default="faces", help="shipped weights to use: faces (default) or birds")
     p.add_argument("--gan", default=None, metavar="PATH", help="GAN weights (safetensors) instead of the shipped ones")
     p.add_argument(
         "--weights",
