@@ -97,9 +97,11 @@ def test_demo_errors(tiny_gan, tmp_path, capsys):
 
 def test_shipped_gan_path_follows_weights_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("LKDETECT_WEIGHTS_DIR", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="birds_gan"):
-        demo_mod.shipped_gan_path("birds")
-    (tmp_path / "birds_gan.safetensors").write_bytes(b"x")
+    with pytest.raises(FileNotFoundError, match="cats_gan"):
+        demo_mod.shipped_gan_path("cats")
+    (tmp_path / "cats_gan.safetensors").write_bytes(b"x")
+    assert demo_mod.shipped_gan_path("cats") == tmp_path / "cats_gan.safetensors"
+    (tmp_path / "birds_gan.safetensors").write_bytes(b"x")  # $LKDETECT_WEIGHTS_DIR comes before the shipped ones
     assert demo_mod.shipped_gan_path("birds") == tmp_path / "birds_gan.safetensors"
 
 
