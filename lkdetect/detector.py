@@ -168,7 +168,7 @@ class Detector(BaseDetector):
             are read from it.
         device: ``"cpu"`` (default), ``"cuda"`` or ``"auto"``.
         fold: run a copy of ``network`` with its BatchNorms folded into the convolutions (same keypoints to
-            float precision, fewer operations: single images run faster); ``network`` itself is left as it is.
+            float precision, fewer operations: single images run faster); ``network`` itself is not folded.
 
     Use :meth:`load` rather than the constructor.
     """
