@@ -91,6 +91,7 @@ class SPADE(nn.Module):
     def __init__(self, channels: int, cond_channels: int, hidden: int = 0, kernel: int = 1):
         super().__init__()
         pad = kernel // 2
+        self.channels = channels
         self.factorised = not hidden and kernel == 1
         if hidden:
             self.branch = nn.Sequential(
@@ -101,19 +102,29 @@ class SPADE(nn.Module):
         else:
             self.branch = nn.Conv2d(cond_channels, 2 * channels, kernel, padding=pad)
 
-    def modulation(self, cond: Conditioning) -> torch.Tensor:
-        """(B, 2C, s, s): gamma and beta stacked."""
+    def scale_shift(self, cond: Conditioning) -> tuple[torch.Tensor, torch.Tensor]:
+        """``1 + gamma`` and ``beta``, each (B, C, s, s)."""
         if self.factorised and cond.mode == "sum":
-            w = self.branch.weight.flatten(1)  # (2C, D)
-            proj = cond.embeds @ w.t()  # (B, K + 1, 2C)
-            b, k1, s = cond.maps.shape[0], cond.maps.shape[1], cond.maps.shape[-1]
-            out = torch.baddbmm(self.branch.bias.view(1, -1, 1), proj.transpose(1, 2), cond.maps.reshape(b, k1, s * s))
-            return out.view(b, -1, s, s)
-        return self.branch(cond.dense())
+            # Two half-size products instead of one and a chunk: chunk's backward would copy both halves.
+            c, (b, k1, s) = self.channels, (cond.maps.shape[0], cond.maps.shape[1], cond.maps.shape[-1])
+            proj = (cond.embeds @ self.branch.weight.flatten(1).t()).transpose(1, 2)  # (B, 2C, K + 1)
+            maps = cond.maps.reshape(b, k1, s * s)
+            bias = self.branch.bias.view(1, -1, 1)
+            scale = torch.baddbmm(bias[:, :c] + 1, proj[:, :c], maps)
+            shift = torch.baddbmm(bias[:, c:], proj[:, c:], maps)
+            return scale.view(b, c, s, s), shift.view(b, c, s, s)
+        gamma, beta = self.branch(cond.dense()).chunk(2, dim=1)
+        return 1 + gamma, beta
 
-    def forward(self, x: torch.Tensor, cond: Conditioning) -> torch.Tensor:
-        gamma, beta = self.modulation(cond).chunk(2, dim=1)
-        return torch.addcmul(beta, F.instance_norm(x, eps=1e-5), 1 + gamma)
+    def forward(self, x: torch.Tensor, cond: Conditioning, upsample: bool = False) -> torch.Tensor:
+        """Modulate ``norm(x)``; with ``upsample`` x is at half the conditioning's size and is up-sampled 2x
+        (nearest) after normalising, which equals normalising the up-sampled x: replicated pixels keep the
+        mean and variance."""
+        xn = F.instance_norm(x, eps=1e-5)
+        if upsample:
+            xn = F.interpolate(xn, scale_factor=2, mode="nearest")
+        scale, shift = self.scale_shift(cond)
+        return torch.addcmul(shift, xn, scale)
 
 
 class SPADEResBlock(nn.Module):
@@ -127,10 +138,18 @@ class SPADEResBlock(nn.Module):
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
         self.shortcut = nn.Conv2d(c_in, c_out, 1, bias=False) if c_in != c_out else nn.Identity()
 
-    def forward(self, x: torch.Tensor, cond: Conditioning) -> torch.Tensor:
-        h = self.conv1(F.leaky_relu(self.spade1(x, cond), 0.2))
+    def forward(self, x: torch.Tensor, cond: Conditioning, upsample: bool = False) -> torch.Tensor:
+        """``x`` at the conditioning's size, or at half of it with ``upsample`` (2x nearest).
+
+        Up-sampling happens inside: the 1x1 shortcut and the first normalisation commute with nearest
+        up-sampling, so they run at the low resolution (4x fewer pixels) with the same result.
+        """
+        h = self.conv1(F.leaky_relu(self.spade1(x, cond, upsample), 0.2))
         h = self.conv2(F.leaky_relu(self.spade2(h, cond), 0.2))
-        return (h + self.shortcut(x)) * (1 / math.sqrt(2))
+        skip = self.shortcut(x)
+        if upsample:
+            skip = F.interpolate(skip, scale_factor=2, mode="nearest")
+        return (h + skip) * (1 / math.sqrt(2))
 
 
 class PositionalStart(nn.Module):
@@ -210,9 +229,7 @@ class Generator(nn.Module):
             raise ValueError(f"embedding dim {lat.kp_embed.shape[-1]} does not match D = {self.cfg.embed_dim}")
         x = self.start(keypoint_offsets(lat.keypoints[:, :k], self.resolutions[0]))
         for i, (res, block) in enumerate(zip(self.resolutions, self.blocks)):
-            if i:
-                x = F.interpolate(x, scale_factor=2, mode="nearest")
-            x = block(x, self.conditioning(lat, res))
+            x = block(x, self.conditioning(lat, res), upsample=i > 0)
         return torch.tanh(self.to_rgb(F.leaky_relu(x, 0.2)))
 
     def conditioning(self, lat: Latents, size: int) -> Conditioning:

@@ -1,7 +1,10 @@
+import math
+
 import torch
+import torch.nn.functional as F
 
 from gan.config import get_config
-from gan.generator import SPADE, Conditioning
+from gan.generator import SPADE, Conditioning, SPADEResBlock
 from gan.keypoint_maps import (
     background_map,
     conditioning_map,
@@ -63,7 +66,8 @@ def test_factorised_spade_equals_dense_conditioning_map():
     maps, embeds = torch.rand(2, 4, 8, 8), torch.randn(2, 4, 5)
     cond = Conditioning(maps, embeds, "sum")
     assert spade.factorised
-    assert torch.allclose(spade.modulation(cond), spade.branch(cond.dense()), atol=1e-5)
+    scale, shift = spade.scale_shift(cond)
+    assert torch.allclose(torch.cat((scale - 1, shift), dim=1), spade.branch(cond.dense()), atol=1e-5)
 
 
 def test_keypoint_offsets_layout():
@@ -78,3 +82,18 @@ def test_presets_resolve():
     for name in ("tiny", "cpu64", "paper128"):
         cfg = get_config(name)
         assert cfg.model.resolution in (32, 64, 128)
+
+
+def test_block_upsamples_inside_as_if_upsampled_before():
+    """Normalising and the 1x1 shortcut at the low resolution equal the textbook order (up-sample first)."""
+    torch.manual_seed(0)
+    block = SPADEResBlock(6, 4, cond_channels=5, hidden=0, kernel=1)
+    x = torch.randn(2, 6, 8, 8) * 3 + 1
+    cond = Conditioning(torch.rand(2, 4, 16, 16), torch.randn(2, 4, 5), "sum")
+    up = F.interpolate(x, scale_factor=2, mode="nearest")
+    scale, shift = block.spade1.scale_shift(cond)
+    h = block.conv1(F.leaky_relu(F.instance_norm(up, eps=1e-5) * scale + shift, 0.2))
+    scale, shift = block.spade2.scale_shift(cond)
+    h = block.conv2(F.leaky_relu(F.instance_norm(h, eps=1e-5) * scale + shift, 0.2))
+    expected = (h + block.shortcut(up)) / math.sqrt(2)
+    assert torch.allclose(block(x, cond, upsample=True), expected, atol=1e-5)
