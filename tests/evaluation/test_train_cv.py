@@ -1,0 +1,54 @@
+"""Cross-validation inside the training split (model selection without the test split)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evaluation.run import Detections
+from evaluation.samples import FACE_LANDMARKS, FACE_OKS_SIGMAS, Benchmark
+from evaluation.train_cv import cross_validate
+
+
+def faces(n: int, corrupt: float, seed: int = 0) -> tuple[Detections, np.ndarray]:
+    """Detections that are a fixed linear map of the landmarks plus noise; a share of labels shifted up."""
+    rng = np.random.default_rng(seed)
+    base = np.array([[0.35, 0.4], [0.65, 0.4], [0.5, 0.55], [0.38, 0.7], [0.62, 0.7]])
+    gt = base + rng.normal(0, 0.03, (n, 5, 2)) + rng.normal(0, 0.05, (n, 1, 2))
+    xy = np.concatenate((gt, gt[:, :3] * 0.9 + 0.05), axis=1) + rng.normal(0, 0.002, (n, 8, 2))
+    bad = rng.random(n) < corrupt
+    labels = gt.copy()
+    labels[bad, :, 1] -= 0.3
+    sizes = np.full((n, 2), 80.0)
+    det = Detections(xy, labels, np.ones((n, 5), dtype=bool), sizes, np.full(n, -1))
+    return det, bad
+
+
+BENCH = Benchmark("mtfl", [], [], lambda s: None, FACE_LANDMARKS, "iod", False, FACE_OKS_SIGMAS)
+
+
+def test_clean_labels_give_a_small_error_and_every_image_is_scored_once() -> None:
+    det, _ = faces(300, corrupt=0.0)
+    r = cross_validate(det, BENCH, folds=5)
+    assert r["n_scored"] == 300 and len(r["per_image"]) == 300 and len(r["fold_errors"]) == 5
+    assert r["error"] < 2.0 < r["baseline"]
+
+
+def test_corrupt_labels_hurt_least_squares_not_the_trimmed_fit() -> None:
+    det, bad = faces(400, corrupt=0.25)
+    plain = cross_validate(det, BENCH, folds=5, fit="lstsq", scored=~bad)
+    trimmed = cross_validate(det, BENCH, folds=5, fit="trimmed", scored=~bad)
+    assert plain["n_scored"] == trimmed["n_scored"] == int((~bad).sum())
+    assert trimmed["error"] < 2.0 and plain["error"] > 5 * trimmed["error"]
+
+
+def test_folds_are_seeded_and_bad_arguments_are_refused() -> None:
+    det, _ = faces(50, corrupt=0.0)
+    a, b = cross_validate(det, BENCH, seed=3), cross_validate(det, BENCH, seed=3)
+    assert np.array_equal(a["per_image"], b["per_image"])
+    with pytest.raises(ValueError, match="folds"):
+        cross_validate(det, BENCH, folds=1)
+    with pytest.raises(ValueError, match="scored"):
+        cross_validate(det, BENCH, scored=np.ones(3, dtype=bool))
+    with pytest.raises(ValueError, match="no image is scored"):
+        cross_validate(det, BENCH, scored=np.zeros(50, dtype=bool))
