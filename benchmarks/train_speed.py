@@ -1,6 +1,6 @@
 """Training throughput of a GAN preset: images/s through one full G + D step (train_step), fp32 and bf16.
 
-    python benchmarks/train_speed.py [--preset cpu64] [--steps 10] [--threads 2]
+    python benchmarks/train_speed.py [--preset cpu64] [--steps 24] [--bf16-steps 8] [--threads 2]
 
 bf16 runs under autocast; on a CPU without native bf16 (no avx512_bf16/amx) it is emulated and slow, which
 is why ``train.amp="auto"`` only enables it where the CPU has it. Target for cpu64: >= 80 images/s on 2 cores.
@@ -18,24 +18,29 @@ from gan.config import get_config
 from gan.train import Trainer, cpu_has_native_bf16
 
 
-def measure(preset: str, amp: str, channels_last: bool, steps: int, warmup: int = 3) -> float:
+def measure(preset: str, amp: str, channels_last: bool, steps: int, warmup: int = 3, block: int = 4) -> list[float]:
+    """Images/s of each block of ``block`` steps (``steps`` in all, after ``warmup``)."""
     cfg = get_config(preset, {"train.amp": amp, "train.channels_last": channels_last})
     r = cfg.model.resolution
     images = torch.randint(0, 256, (512, 3, r, r), dtype=torch.uint8)
+    rates = []
     with tempfile.TemporaryDirectory() as tmp:
         t = Trainer(cfg, images, tmp)
         for _ in range(warmup):
             t.train_step(t.real_batch())
-        start = time.perf_counter()
-        for _ in range(steps):
-            t.train_step(t.real_batch())
-        return steps * cfg.train.batch_size / (time.perf_counter() - start)
+        for _ in range(max(1, steps // block)):
+            start = time.perf_counter()
+            for _ in range(block):
+                t.train_step(t.real_batch())
+            rates.append(block * cfg.train.batch_size / (time.perf_counter() - start))
+    return rates
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="cpu64")
-    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--steps", type=int, default=24, help="timed fp32 steps per layout")
+    ap.add_argument("--bf16-steps", type=int, default=8, help="timed bf16 steps per layout (emulated bf16 is slow)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args()
     if args.threads:
@@ -46,11 +51,15 @@ def main() -> None:
         f"G widths {cfg.model.g_channels}, D widths {cfg.model.d_channels}"
     )
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, native bf16 CPU: {cpu_has_native_bf16()}")
-    print(f"{'precision':<10} {'layout':<15} {'images/s':>9}")
+    print(f"{'precision':<10} {'layout':<15} {'images/s':>9}   (median of blocks of 4 steps; min-max)")
     for amp in ("off", "bf16"):
         for cl in (True, False):
-            ips = measure(args.preset, amp, cl, args.steps)
-            print(f"{'fp32' if amp == 'off' else 'bf16':<10} {'channels_last' if cl else 'contiguous':<15} {ips:>9.1f}")
+            rates = sorted(measure(args.preset, amp, cl, args.steps if amp == "off" else args.bf16_steps))
+            med = rates[len(rates) // 2]
+            print(
+                f"{'fp32' if amp == 'off' else 'bf16':<10} {'channels_last' if cl else 'contiguous':<15} {med:>9.1f}"
+                f"   {rates[0]:.1f}-{rates[-1]:.1f}"
+            )
 
 
 if __name__ == "__main__":
