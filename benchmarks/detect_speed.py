@@ -6,6 +6,7 @@ Usage::
     python benchmarks/detect_speed.py --weights run/detector.safetensors
     python benchmarks/detect_speed.py --backbones resnet18,mobilenetv3_large_100,regnetx_002   # compare
     python benchmarks/detect_speed.py --threads 1 --engines torch,onnxruntime   # the default: both engines
+    python benchmarks/detect_speed.py --tta        # with test-time augmentation (6 views) in the e2e columns
 
 One row per engine: ``torch`` (``Detector``) and ``onnxruntime`` (the same weights exported with
 ``Detector.export_onnx`` and run by ``OnnxDetector`` with ``--threads`` intra-op threads).
@@ -35,6 +36,7 @@ from lkdetect import Detector
 from lkdetect.detector import BaseDetector
 from lkdetect.detector_config import get_config, network_kwargs
 from lkdetect.network import KeypointNet, count_parameters
+from lkdetect.tta import TTA
 from lkdetect.weights import make_metadata, resolve_weights
 
 
@@ -90,7 +92,7 @@ def onnxruntime_engine(det: Detector, repeats: int, threads: int) -> dict[str, f
     from lkdetect.onnx import INPUT, OnnxDetector
 
     with tempfile.TemporaryDirectory() as tmp:
-        onnx_det = OnnxDetector(det.export_onnx(Path(tmp) / "model.onnx"), threads=threads)
+        onnx_det = OnnxDetector(det.export_onnx(Path(tmp) / "model.onnx"), threads=threads, tta=det.tta)
     return columns(onnx_det, lambda batch: onnx_det.session.run(None, {INPUT: batch.numpy()}), repeats)
 
 
@@ -108,6 +110,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2, help="torch threads and onnxruntime intra_op_num_threads")
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated, of {sorted(ENGINES)}")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation in detect/detect_batch (lkdetect.tta)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -121,6 +124,9 @@ def main() -> None:
             detectors = {str(path): Detector.load(path)}
         except FileNotFoundError:
             detectors = {"fresh default network": fresh_detector(None)}
+    if args.tta:
+        for det in detectors.values():
+            det.tta = True if "flip_permutation" in det.metadata else TTA(flip=False)
     print(
         f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs visible, "
         f"load average {os.getloadavg()[0]:.1f}"
@@ -132,6 +138,8 @@ def main() -> None:
             f"{cfg['backbone']} s{cfg['stride']}/{det.network.heatmap_stride} "
             f"{count_parameters(det.network) / 1e6:.2f}M"
         )
+        if det.tta is not None:
+            desc += f" TTA {len(det.tta.views)} views"
         for engine in args.engines.split(","):
             cols = ENGINES[engine](det, args.repeats, args.threads)
             if header is None:

@@ -215,7 +215,12 @@ def evaluate(
         "num_keypoints": int(train.xy.shape[1]),
         "num_landmarks": bench.num_landmarks,
         "landmarks": list(bench.landmark_names),
-        "detector": {"name": meta.get("name"), "sha256": meta.get("sha256"), "type": type(detector).__name__},
+        "detector": {
+            "name": meta.get("name"),
+            "sha256": meta.get("sha256"),
+            "type": type(detector).__name__,
+            "tta": None if getattr(detector, "tta", None) is None else str(detector.tta),
+        },
         "options": {
             "bias": bias,
             "ridge": ridge,

@@ -25,6 +25,7 @@ import torch
 from .images import ImageLike, prepare, to_image_coordinates
 from .keypoints import Keypoints
 from .network import KeypointNet, fold_for_inference
+from .tta import TTA, as_tta, check_permutation, make_views, merge_views
 from .weights import load_weights, resolve_weights
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ class BaseDetector:
         self._size = (int(h), int(w))
         names = metadata.get("keypoint_names") or [f"kp{i}" for i in range(self._k)]
         self._names = tuple(str(n) for n in names)
+        self._tta: TTA | None = None
+        self._flip_perm: np.ndarray | None = None
 
     # ------------------------------------------------------------------------------------------ properties
     @property
@@ -83,10 +86,39 @@ class BaseDetector:
         """A copy of the weights' metadata (plus ``sha256`` and ``path`` of the file when loaded from one)."""
         return dict(self._metadata)
 
+    @property
+    def tta(self) -> TTA | None:
+        """Test-time augmentation (:mod:`lkdetect.tta`): ``None`` (off, the default) or the views averaged.
+
+        Set it to ``True`` (mirror x scales 0.9, 1.0, 1.1), a :class:`~lkdetect.tta.TTA`, or ``None``/``False``.
+        Mirrored views need ``flip_permutation`` in the weights' metadata (``python -m lkdetect.tta WEIGHTS``).
+        """
+        return self._tta
+
+    @tta.setter
+    def tta(self, value: TTA | bool | None) -> None:
+        tta = as_tta(value)
+        perm = None
+        if tta is not None and tta.flip:
+            if "flip_permutation" not in self._metadata:
+                raise ValueError(
+                    "mirrored test-time augmentation needs the keypoints' flip permutation, which these weights' "
+                    "metadata lacks: add it with `python -m lkdetect.tta WEIGHTS`, or use TTA(flip=False)"
+                )
+            perm = check_permutation(self._metadata["flip_permutation"], self._k)
+        self._tta, self._flip_perm = tta, perm
+
     # ----------------------------------------------------------------------------------------- detection
     def _run(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """(B, 3, S_h, S_w) in [0, 1] -> (xy (B, K, 2), scores (B, K)) float64 in network-input pixels."""
         raise NotImplementedError
+
+    def _infer(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_run`, averaged over the views of :attr:`tta` when it is set."""
+        if self._tta is None:
+            return self._run(batch)
+        xy, scores = self._run(make_views(batch, self._tta))
+        return merge_views(xy, scores, self._tta, self._size, self._flip_perm)
 
     def detect(self, image: ImageLike, box: Box | None = None, bgr: bool = False) -> Keypoints:
         """Detect the K keypoints of one image.
@@ -103,7 +135,7 @@ class BaseDetector:
             scores (K,) in [0, 1].
         """
         x, region = prepare(image, self._size, box=box, bgr=bgr)
-        xy, scores = self._run(x[None])
+        xy, scores = self._infer(x[None])
         xy = to_image_coordinates(xy, np.array([region]), self._size)
         return Keypoints(xy[0], scores[0], self._names)
 
@@ -143,7 +175,7 @@ class BaseDetector:
                 x, region = prepare(items[i], self._size, box=box, bgr=bgr, what=f"images[{i}]")
                 inputs.append(x)
                 regions.append(region)
-            xy, sc = self._run(torch.stack(inputs))
+            xy, sc = self._infer(torch.stack(inputs))
             xys.append(to_image_coordinates(xy, np.array(regions), self._size))
             scores.append(sc)
         return Keypoints(np.concatenate(xys), np.concatenate(scores), self._names)
@@ -182,13 +214,16 @@ class Detector(BaseDetector):
         self._init_metadata(metadata, network.num_keypoints, network.input_size)
 
     @classmethod
-    def load(cls, name_or_path: str | Path | None = None, device: str | torch.device = "cpu") -> Detector:
+    def load(
+        cls, name_or_path: str | Path | None = None, device: str | torch.device = "cpu", tta: TTA | bool | None = None
+    ) -> Detector:
         """Load shipped weights by name or a weights file.
 
         Args:
             name_or_path: ``None`` for the shipped face detector, a name (``"faces"``, ``"birds"``) or the path of
                 a ``.safetensors`` file written by ``lkdetect train-detector``.
             device: ``"cpu"`` (default), ``"cuda"`` or ``"auto"``.
+            tta: test-time augmentation (see :attr:`tta`); off by default.
 
         Raises:
             FileNotFoundError: unknown name or missing file.
@@ -197,7 +232,9 @@ class Detector(BaseDetector):
         path = resolve_weights(name_or_path)
         network, meta = load_weights(path)
         log.debug("loaded %s (%s, K=%d)", path, meta["network"]["backbone"], meta["num_keypoints"])
-        return cls(network, meta, device=device)
+        detector = cls(network, meta, device=device)
+        detector.tta = tta
+        return detector
 
     def __repr__(self) -> str:
         return (

@@ -154,13 +154,20 @@ class OnnxDetector(BaseDetector):
         path: an ``.onnx`` file written by :func:`export_onnx` (or ``lkdetect export``).
         providers: onnxruntime execution providers; default ``["CPUExecutionProvider"]``.
         threads: onnxruntime ``intra_op_num_threads`` (``None``: onnxruntime's default).
+        tta: test-time augmentation, as :meth:`lkdetect.Detector.load` (off by default).
 
     Raises:
         FileNotFoundError: no such file.
         CheckpointError: not an ONNX model, no lkdetect metadata, or a graph that disagrees with its metadata.
     """
 
-    def __init__(self, path: str | Path, providers: Sequence[str] | None = None, threads: int | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        providers: Sequence[str] | None = None,
+        threads: int | None = None,
+        tta: Any = None,
+    ):
         import onnxruntime as ort
 
         path = Path(path)
@@ -182,6 +189,7 @@ class OnnxDetector(BaseDetector):
         meta = _check_model(path, props, self.session)
         self.path = path
         self._init_metadata(meta, meta["num_keypoints"], meta["input_size"])
+        self.tta = tta
 
     def __repr__(self) -> str:
         h, w = self._size

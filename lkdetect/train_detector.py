@@ -8,7 +8,9 @@ coordinates (in units of the image side) plus a small heatmap cross-entropy (Int
 
 Every random choice derives from (seed, step) or (seed, shard index), so a resumed run continues exactly. The
 run directory holds config.json, stats.jsonl, checkpoint.pt (atomic) and the release weights detector.safetensors.
-This is the only module of lkdetect that imports ``gan`` (lazily, on construction).
+This module imports ``gan`` lazily, on construction (as does only ``lkdetect.tta.add_flip_permutation`` besides).
+The release weights carry the keypoints' flip permutation for mirrored test-time augmentation, estimated on the
+validation pairs (:func:`lkdetect.tta.flip_permutation`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .augment import Augmenter
 from .detector_config import DetectorConfig, network_kwargs
 from .errors import CheckpointError
 from .network import KeypointNet, heatmap_cross_entropy, soft_argmax
+from .tta import estimate_flip_permutation
 from .weights import atomic_write, file_sha256, make_metadata, save_weights
 
 log = logging.getLogger(__name__)
@@ -142,6 +145,7 @@ class DetectorTrainer:
         self.use_amp = resolve_amp(t.amp, self.device)
         self.step, self.images_seen, self.wall_time = 0, 0, 0.0
         self.last_val: float | None = None
+        self.flip: tuple[list[int], list[float]] | None = None
         self._shard: tuple[int, np.ndarray, np.ndarray] | None = None
         self._val: tuple[torch.Tensor, torch.Tensor] | None = None
         self._stop = False
@@ -217,7 +221,21 @@ class DetectorTrainer:
             xy, _ = self.network(images[s : s + 256].to(self.device))
             errors.append((xy.float().cpu() - kps[s : s + 256]).norm(dim=-1))
         self.last_val = float(torch.cat(errors).mean())
+        self.flip = self.estimate_flip()
         return self.last_val
+
+    @torch.no_grad()
+    def estimate_flip(self) -> tuple[list[int], list[float]]:
+        """The keypoints' flip permutation and pair distances (px) on the validation pairs, for the metadata."""
+        self.network.eval()
+        images, _ = self.validation_set()
+
+        def run(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+            xy, scores = self.network(x.to(self.device))
+            return xy.double().cpu().numpy(), scores.double().cpu().numpy()
+
+        perm, match = estimate_flip_permutation(run, images)
+        return perm.tolist(), [round(float(m), 3) for m in match]
 
     # ------------------------------------------------------------------------------------------ the loop
     def fit(self, iterations: int | None = None, minutes: float | None = None, progress: bool = True) -> None:
@@ -298,7 +316,11 @@ class DetectorTrainer:
             "val_pairs": self.cfg.train.val_size,
             "config": self.cfg.to_dict(),
         }
-        return make_metadata(self.network, self.cfg.train.keypoint_names or None, training, self.pairs.sha256)
+        meta = make_metadata(self.network, self.cfg.train.keypoint_names or None, training, self.pairs.sha256)
+        if self.flip is None:
+            self.flip = self.estimate_flip()
+        meta["flip_permutation"], meta["flip_match_px"] = self.flip
+        return meta
 
     def save(self) -> None:
         """Atomically write checkpoint.pt and detector.safetensors."""

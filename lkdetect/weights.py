@@ -186,6 +186,13 @@ def _check_metadata(path: Path, meta: dict[str, Any]) -> None:
     for key in ("mean", "std"):
         if not (isinstance(meta[key], list) and len(meta[key]) == 3):
             raise CheckpointError(f"{path}: expected {key} as 3 numbers (RGB), found {meta[key]!r}")
+    if "flip_permutation" in meta:
+        from .tta import check_permutation
+
+        try:
+            check_permutation(meta["flip_permutation"], k)
+        except ValueError as e:
+            raise CheckpointError(f"{path}: {e}") from e
 
 
 def load_weights(path: str | Path, num_keypoints: int | None = None) -> tuple[Any, dict[str, Any]]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from . import TTA_HELP
+
 BENCHMARKS = ("mafl", "celeba-wild", "cub", "mtfl")
 
 
@@ -26,6 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="lstsq: least squares on every training image (the protocol, default); trimmed: refit without the "
         "training images whose annotation disagrees with the fit (corrupt labels, e.g. MTFL-80's net_7876)",
     )
+    p.add_argument("--tta", action="store_true", help=TTA_HELP)
     p.add_argument("--batch-size", type=int, default=32, help="images per detector call")
     p.add_argument("--limit", type=int, default=None, help="only the first N images of each split (quick check)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -45,10 +48,10 @@ def load_detector(args: argparse.Namespace) -> Any:
     if args.onnx:
         from lkdetect.onnx import OnnxDetector
 
-        return OnnxDetector(args.onnx)
+        return OnnxDetector(args.onnx, tta=getattr(args, "tta", False))
     from lkdetect.detector import Detector
 
-    return Detector.load(args.weights)
+    return Detector.load(args.weights, tta=getattr(args, "tta", False))
 
 
 def run(args: argparse.Namespace) -> int:

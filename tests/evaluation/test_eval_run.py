@@ -38,12 +38,16 @@ def test_perfect_detector_scores_zero_and_writes_report(mtfl_root: Path, tmp_pat
     for name in ("report.json", "report.md", "ced.png", "best_worst.png"):
         assert (out / name).stat().st_size > 0
     saved = json.loads((out / "report.json").read_text())
-    assert saved["detector"] == {"name": "oracle", "sha256": "0" * 64, "type": "OracleDetector"}
+    assert saved["detector"] == {"name": "oracle", "sha256": "0" * 64, "type": "OracleDetector", "tta": None}
     assert saved["error"] == pytest.approx(r["error"]) and saved["baseline"] == pytest.approx(r["baseline"])
     assert saved["options"]["bias"] is False and saved["options"]["ridge"] == 0.0 and saved["wall_time_s"] > 0
     assert saved["rows"][0]["n_test"] == 12 and saved["oks_sigmas"][2] == 0.026
     md = (out / "report.md").read_text()
-    assert "| mtfl | 24 | 12 | 5 | 0.00 |" in md
+    assert "| mtfl | 24 | 12 | 5 | 0.00 |" in md and "test-time augmentation" not in md
+    det.tta = "mirror x scales 1"  # what a Detector with TTA reports
+    evaluate(det, "mtfl", mtfl_root, out=out, progress=False)
+    assert json.loads((out / "report.json").read_text())["detector"]["tta"] == "mirror x scales 1"
+    assert "test-time augmentation: mirror x scales 1" in (out / "report.md").read_text()
 
 
 def test_invertible_linear_detector_scores_zero(mtfl_root: Path) -> None:
@@ -167,9 +171,10 @@ def test_load_detector_contract(monkeypatch: pytest.MonkeyPatch) -> None:
     from lkdetect.commands.eval import load_detector
 
     torch_mod, onnx_mod = types.ModuleType("lkdetect.detector"), types.ModuleType("lkdetect.onnx")
-    torch_mod.Detector = type("Detector", (), {"load": staticmethod(lambda w: ("torch", w))})
-    onnx_mod.OnnxDetector = lambda m: ("onnx", m)
+    torch_mod.Detector = type("Detector", (), {"load": staticmethod(lambda w, tta: ("torch", w, tta))})
+    onnx_mod.OnnxDetector = lambda m, tta: ("onnx", m, tta)
     monkeypatch.setitem(sys.modules, "lkdetect.detector", torch_mod)
     monkeypatch.setitem(sys.modules, "lkdetect.onnx", onnx_mod)
-    assert load_detector(argparse.Namespace(weights="a.safetensors", onnx=None)) == ("torch", "a.safetensors")
-    assert load_detector(argparse.Namespace(weights=None, onnx="b.onnx")) == ("onnx", "b.onnx")
+    args = argparse.Namespace(weights="a.safetensors", onnx=None, tta=False)
+    assert load_detector(args) == ("torch", "a.safetensors", False)
+    assert load_detector(argparse.Namespace(weights=None, onnx="b.onnx", tta=True)) == ("onnx", "b.onnx", True)

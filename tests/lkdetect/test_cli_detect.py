@@ -11,7 +11,7 @@ from PIL import Image
 from lkdetect import Detector
 from lkdetect.cli import main as cli
 from lkdetect.network import KeypointNet
-from lkdetect.weights import make_metadata, save_weights
+from lkdetect.weights import load_weights, make_metadata, save_weights
 
 
 @pytest.fixture
@@ -57,3 +57,19 @@ def test_detect_errors_are_one_line(weights, tmp_path, capsys):
     assert "X,Y,W,H" in capsys.readouterr().err
     assert cli(["detect", "x.png", "--weights", str(tmp_path / "nope.safetensors")]) == 2
     assert "nope.safetensors not found" in capsys.readouterr().err
+
+
+def test_detect_tta_matches_the_api_and_errors_without_a_pairing(weights, tmp_path, capsys):
+    f = tmp_path / "im.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (50, 60, 3), dtype=np.uint8)).save(f)
+    assert cli(["detect", str(f), "--weights", str(weights), "--tta"]) == 2  # these weights have no flip pairing
+    assert "flip permutation" in capsys.readouterr().err
+    net, meta = load_weights(weights)
+    meta = {k: v for k, v in meta.items() if k not in ("sha256", "path")}
+    meta["flip_permutation"] = [1, 0, 2]  # l <-> r, n on the axis
+    save_weights(weights, net, meta)
+    assert cli(["detect", str(f), "--weights", str(weights), "--tta"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["tta"] == "mirror x scales 0.9, 1, 1.1"
+    np.testing.assert_allclose(doc["results"][0]["xy"], Detector.load(weights, tta=True).detect(f).xy, atol=1e-9)
+    assert not np.allclose(doc["results"][0]["xy"], Detector.load(weights).detect(f).xy, atol=1e-6)

@@ -102,6 +102,7 @@ def test_train_then_resume_equals_one_run(gan_file, tmp_path):
     assert meta["num_keypoints"] == 4 and meta["input_size"] == [32, 32]
     assert meta["source_gan_sha256"] == GanPairs(gan_file).sha256 and meta["training"]["iterations"] == 6
     assert meta["training"]["config"]["network"]["backbone"] == "mobilenetv3_small_100"
+    assert sorted(meta["flip_permutation"]) == [0, 1, 2, 3] and len(meta["flip_match_px"]) == 4  # for mirrored TTA
     out = export_weights(tmp_path / "one", tmp_path / "exported.safetensors")
     assert np.allclose(
         Detector.load(out).detect(np.zeros((32, 32, 3), np.uint8)).xy, det.detect(np.zeros((32, 32, 3), np.uint8)).xy
