@@ -19,7 +19,6 @@ for (``Detector.load(..., tta=True)``, ``detector.tta = TTA(...)``, ``lkdetect e
 from __future__ import annotations
 
 import argparse
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,8 +26,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-log = logging.getLogger(__name__)
 
 EXACT_MAX_K = 16  # exact pairing (2^K states) up to this K, greedy above
 RunFn = Callable[[torch.Tensor], tuple[np.ndarray, np.ndarray]]
