@@ -8,7 +8,7 @@ coordinates (in units of the image side) plus a small heatmap cross-entropy (Int
 
 Every random choice derives from (seed, step) or (seed, shard index), so a resumed run continues exactly. The
 run directory holds config.json, stats.jsonl, checkpoint.pt (atomic) and the release weights detector.safetensors.
-This module imports ``gan`` lazily, on construction (as does only ``lkdetect.tta.add_flip_permutation`` besides).
+This is the only module of lkdetect that imports ``gan`` (lazily, on construction).
 The release weights carry the keypoints' flip permutation for mirrored test-time augmentation, estimated on the
 validation pairs (:func:`lkdetect.tta.flip_permutation`).
 """
@@ -32,7 +32,7 @@ from .detector_config import DetectorConfig, network_kwargs
 from .errors import CheckpointError
 from .network import KeypointNet, heatmap_cross_entropy, soft_argmax
 from .tta import estimate_flip_permutation
-from .weights import atomic_write, file_sha256, make_metadata, save_weights
+from .weights import atomic_write, file_sha256, load_weights, make_metadata, save_weights
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,6 @@ class DetectorTrainer:
         self.use_amp = resolve_amp(t.amp, self.device)
         self.step, self.images_seen, self.wall_time = 0, 0, 0.0
         self.last_val: float | None = None
-        self.flip: tuple[list[int], list[float]] | None = None
         self._shard: tuple[int, np.ndarray, np.ndarray] | None = None
         self._val: tuple[torch.Tensor, torch.Tensor] | None = None
         self._stop = False
@@ -221,21 +220,7 @@ class DetectorTrainer:
             xy, _ = self.network(images[s : s + 256].to(self.device))
             errors.append((xy.float().cpu() - kps[s : s + 256]).norm(dim=-1))
         self.last_val = float(torch.cat(errors).mean())
-        self.flip = self.estimate_flip()
         return self.last_val
-
-    @torch.no_grad()
-    def estimate_flip(self) -> tuple[list[int], list[float]]:
-        """The keypoints' flip permutation and pair distances (px) on the validation pairs, for the metadata."""
-        self.network.eval()
-        images, _ = self.validation_set()
-
-        def run(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-            xy, scores = self.network(x.to(self.device))
-            return xy.double().cpu().numpy(), scores.double().cpu().numpy()
-
-        perm, match = estimate_flip_permutation(run, images)
-        return perm.tolist(), [round(float(m), 3) for m in match]
 
     # ------------------------------------------------------------------------------------------ the loop
     def fit(self, iterations: int | None = None, minutes: float | None = None, progress: bool = True) -> None:
@@ -317,10 +302,7 @@ class DetectorTrainer:
             "config": self.cfg.to_dict(),
         }
         meta = make_metadata(self.network, self.cfg.train.keypoint_names or None, training, self.pairs.sha256)
-        if self.flip is None:
-            self.flip = self.estimate_flip()
-        meta["flip_permutation"], meta["flip_match_px"] = self.flip
-        return meta
+        return {**meta, **flip_metadata(self.network, self.validation_set()[0])}
 
     def save(self) -> None:
         """Atomically write checkpoint.pt and detector.safetensors."""
@@ -361,6 +343,40 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(state, dict) or not {"config", "network", "release_metadata"} <= set(state):
         raise CheckpointError(f"{path} is not an lkdetect detector training checkpoint")
     return state
+
+
+def flip_metadata(network: KeypointNet, images: torch.Tensor) -> dict[str, list]:
+    """``flip_permutation`` and ``flip_match_px`` of the weights' metadata, from ``network`` on ``images`` in [0, 1]."""
+    perm, match = estimate_flip_permutation(network, images)
+    return {"flip_permutation": perm.tolist(), "flip_match_px": [round(float(m), 3) for m in match]}
+
+
+def add_flip_permutation(weights: str | Path, gan: str | Path | None = None, n: int | None = None) -> dict[str, Any]:
+    """Add ``flip_permutation`` (for mirrored test-time augmentation) to a detector weights file, atomically.
+
+    Estimated on the validation pairs that training would use (its seed; ``n`` pairs, default as many as training
+    validated on, else 512) of ``gan``, by default the GAN named in the weights' metadata (``training.gan_file``),
+    looked up among the shipped weights.
+    """
+    from .demo import shipped_gan_path
+    from .weights import resolve_weights
+
+    path = resolve_weights(weights)
+    network, meta = load_weights(path)
+    if gan is None:
+        name = str((meta.get("training") or {}).get("gan_file", ""))
+        if not name.endswith("_gan.safetensors"):
+            raise FileNotFoundError(f"{path}: its metadata names no shipped GAN ({name!r}); give --gan")
+        gan = shipped_gan_path(name.removesuffix("_gan.safetensors"))
+    training = meta.get("training") or {}
+    seed = int(((training.get("config") or {}).get("train") or {}).get("seed", 0)) + VAL_SEED_OFFSET
+    n = n or int(training.get("val_pairs") or 512)
+    images, _ = GanPairs(gan, size=network.input_size[1]).get(seed, 0, n)
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255)
+    meta = {k: v for k, v in meta.items() if k not in ("sha256", "path")}
+    meta.update(flip_metadata(network, x))
+    save_weights(path, network, meta)
+    return meta
 
 
 def export_weights(run_dir: str | Path, out: str | Path) -> Path:

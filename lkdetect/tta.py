@@ -10,7 +10,8 @@ permutation is estimated without labels from the detector itself (:func:`flip_pe
 and on their mirror images, mirror the second detections back, and pair keypoints (or keep a keypoint as its own
 partner, one on the symmetry axis) so that paired keypoints lie closest on average. ``lkdetect train-detector``
 stores it in the weights' metadata (``flip_permutation`` and ``flip_match_px``, the mean distance of each pair
-in input pixels); ``python -m lkdetect.tta WEIGHTS`` adds it to older weights, from the source GAN's samples.
+in input pixels); ``python -m lkdetect.tta WEIGHTS`` adds it to older weights, from the source GAN's samples
+(:func:`lkdetect.train_detector.add_flip_permutation`).
 
 TTA costs one network pass per view (six for the default: mirror x scales 0.9, 1.0, 1.1). It is off unless asked
 for (``Detector.load(..., tta=True)``, ``detector.tta = TTA(...)``, ``lkdetect eval/detect --tta``).
@@ -19,7 +20,7 @@ for (``Detector.load(..., tta=True)``, ``detector.tta = TTA(...)``, ``lkdetect e
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,6 @@ import torch
 import torch.nn.functional as F
 
 EXACT_MAX_K = 16  # exact pairing (2^K states) up to this K, greedy above
-RunFn = Callable[[torch.Tensor], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -182,57 +182,30 @@ def _greedy_pairing(cost: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def estimate_flip_permutation(run: RunFn, images: torch.Tensor, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`flip_permutation` of a network call ``run`` ((B, 3, H, W) -> (xy, scores)) on ``images``."""
+def estimate_flip_permutation(
+    network: torch.nn.Module, images: torch.Tensor, batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`flip_permutation` of a keypoint network ((B, 3, H, W) -> (xy px, scores)) on ``images`` in [0, 1]."""
     if images.ndim != 4 or images.shape[0] == 0:
         raise ValueError(f"expected a non-empty (N, 3, H, W) batch, got shape {tuple(images.shape)}")
+    device = next(network.parameters()).device
+    network.eval()
     a, b = [], []
     for s in range(0, images.shape[0], batch_size):
-        x = images[s : s + batch_size]
-        a.append(np.asarray(run(x)[0], dtype=np.float64))
-        b.append(np.asarray(run(x.flip(-1))[0], dtype=np.float64))
+        x = images[s : s + batch_size].to(device)
+        a.append(network(x)[0].double().cpu().numpy())
+        b.append(network(x.flip(-1))[0].double().cpu().numpy())
     return flip_permutation(np.concatenate(a), np.concatenate(b), images.shape[-1])
-
-
-def add_flip_permutation(weights: str, gan: str | None = None, n: int = 512, seed: int = 7919) -> dict[str, Any]:
-    """Estimate the flip permutation of a detector weights file from its GAN's samples and store it in the file.
-
-    The GAN is ``gan`` or the file the weights' metadata names (looked up among the shipped weights). The file is
-    rewritten atomically with ``flip_permutation`` and ``flip_match_px`` added to its metadata.
-    """
-    from gan import load_generator
-    from gan.sampling import sample
-
-    from .weights import load_weights, resolve_weights, save_weights, weights_dirs
-
-    path = resolve_weights(weights)
-    network, meta = load_weights(path)
-    if gan is None:
-        name = (meta.get("training") or {}).get("gan_file")
-        found = [d / name for d in weights_dirs() if name and (d / name).is_file()]
-        if not found:
-            raise FileNotFoundError(f"{path}: give --gan; the source GAN {name!r} is not among the shipped weights")
-        gan = str(found[0])
-    generator, _ = load_generator(gan)
-    h, w = network.input_size
-    images = sample(generator, n, seed=seed).images
-    if images.shape[-2:] != (h, w):
-        images = F.interpolate(images, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
-    network.eval()
-    perm, match = estimate_flip_permutation(lambda x: tuple(t.double().numpy() for t in network(x)), images)
-    meta = {k: v for k, v in meta.items() if k not in ("sha256", "path")}
-    meta["flip_permutation"] = perm.tolist()
-    meta["flip_match_px"] = [round(float(m), 3) for m in match]
-    save_weights(path, network, meta)
-    return meta
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="add the keypoints' flip permutation (mirrored TTA) to detector weights")
     ap.add_argument("weights", help="detector weights file (rewritten in place, atomically)")
     ap.add_argument("--gan", default=None, help="GAN weights to sample from (default: the one the metadata names)")
-    ap.add_argument("-n", type=int, default=512, help="GAN samples (default 512)")
+    ap.add_argument("-n", type=int, default=None, help="GAN samples (default: as many as training validated on)")
     args = ap.parse_args(argv)
+    from .train_detector import add_flip_permutation
+
     meta = add_flip_permutation(args.weights, args.gan, args.n)
     print(f"{args.weights}: flip_permutation {meta['flip_permutation']}, match px {meta['flip_match_px']}")
     return 0

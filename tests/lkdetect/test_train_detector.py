@@ -13,7 +13,8 @@ from lkdetect import Detector
 from lkdetect.augment import Augmenter
 from lkdetect.cli import main as cli
 from lkdetect.detector_config import AugmentConfig, get_config, parse_overrides
-from lkdetect.train_detector import DetectorTrainer, GanPairs, export_weights, lr_at
+from lkdetect.train_detector import DetectorTrainer, GanPairs, add_flip_permutation, export_weights, lr_at
+from lkdetect.weights import load_weights, save_weights
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +104,13 @@ def test_train_then_resume_equals_one_run(gan_file, tmp_path):
     assert meta["source_gan_sha256"] == GanPairs(gan_file).sha256 and meta["training"]["iterations"] == 6
     assert meta["training"]["config"]["network"]["backbone"] == "mobilenetv3_small_100"
     assert sorted(meta["flip_permutation"]) == [0, 1, 2, 3] and len(meta["flip_match_px"]) == 4  # for mirrored TTA
+    # older weights without it get the same pairing from the same validation pairs
+    net, stripped = load_weights(tmp_path / "one" / "detector.safetensors")
+    stripped = {k: v for k, v in stripped.items() if k not in ("sha256", "path", "flip_permutation", "flip_match_px")}
+    save_weights(tmp_path / "old.safetensors", net, stripped)
+    added = add_flip_permutation(tmp_path / "old.safetensors", gan_file)
+    assert added["flip_permutation"] == meta["flip_permutation"]
+    assert Detector.load(tmp_path / "old.safetensors").metadata["flip_match_px"] == meta["flip_match_px"]
     out = export_weights(tmp_path / "one", tmp_path / "exported.safetensors")
     assert np.allclose(
         Detector.load(out).detect(np.zeros((32, 32, 3), np.uint8)).xy, det.detect(np.zeros((32, 32, 3), np.uint8)).xy
