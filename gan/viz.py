@@ -31,6 +31,8 @@ def draw_keypoints(
     """Draw (K, 2) pixel keypoints (x, y) on a copy of ``img`` (already scaled by ``scale``)."""
     img = img.copy()
     draw = ImageDraw.Draw(img)
+    if isinstance(keypoints_px, torch.Tensor):  # may live on the GPU during training
+        keypoints_px = keypoints_px.detach().cpu()
     kp = np.asarray(keypoints_px, dtype=np.float64)
     for (x, y), color in zip(kp, palette(len(kp))):
         cx, cy = (x + 0.5) * scale - 0.5, (y + 0.5) * scale - 0.5
