@@ -2,7 +2,8 @@
 
 Presets: ``tiny`` (tests: seconds on a CPU, for the 32 px tiny GAN), ``cpu`` (the shipped 64 px detector on a
 2-core CPU, the default) and ``gpu`` (a wider backbone, 64k fresh pairs per shard as in the successor GANSeg).
-Overrides use dotted keys (``train.lr=1e-3``, ``network.backbone=resnet18``); unknown keys raise.
+Overrides use dotted keys (``train.lr=1e-3``, ``network.backbone=resnet18``); unknown keys raise. Self-training on
+real images: ``train.init=W train.real_data=ROOT`` (see :mod:`lkdetect.pseudo_labels`).
 """
 
 from __future__ import annotations
@@ -83,6 +84,12 @@ class TrainConfig:
     threads: int = 0  # torch threads; 0 = leave torch's default
     amp: str = "auto"  # "auto": bf16 autocast only on a CPU with native bf16 (or CUDA); "bf16"; "off"
     keypoint_names: tuple[str, ...] = ()  # K names for the metadata; () = kp0 .. kp{K-1}
+    # Fine-tuning and self-training on unlabelled real images (lkdetect.pseudo_labels); all off by default.
+    init: str = ""  # detector weights to start from instead of random initialisation
+    real_data: str = ""  # MTFL / CUB root or image folder: real images (never their labels) for self-training
+    real_fraction: float = 0.5  # share of each batch taken from the pseudo-labelled real images
+    teacher: str = ""  # weights that label the real images; "" = train.init
+    teacher_tta: bool = True  # the teacher averages mirrored x zoomed views (needs flip_permutation)
 
 
 @dataclass(frozen=True)
@@ -156,6 +163,17 @@ def validate(cfg: DetectorConfig) -> None:
         raise ValueError(f"train.amp must be 'auto', 'bf16' or 'off', got {t.amp!r}")
     if t.coord_weight < 0 or t.heatmap_weight < 0 or t.coord_weight + t.heatmap_weight == 0:
         raise ValueError("train.coord_weight and train.heatmap_weight must be >= 0, not both 0")
+    if t.real_data:
+        if not (t.teacher or t.init):
+            raise ValueError(
+                "train.real_data needs a teacher to label the real images: set train.teacher or train.init"
+            )
+        n_real = round(t.batch_size * t.real_fraction)
+        if not 0 < n_real < t.batch_size:
+            raise ValueError(
+                f"train.real_fraction {t.real_fraction} leaves no real or no GAN images in a batch of {t.batch_size}"
+                " (GAN pairs keep what each keypoint means)"
+            )
 
 
 def network_kwargs(cfg: DetectorConfig, num_keypoints: int, input_size: int) -> dict[str, Any]:

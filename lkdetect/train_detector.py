@@ -8,7 +8,9 @@ coordinates (in units of the image side) plus a small heatmap cross-entropy (Int
 
 Every random choice derives from (seed, step) or (seed, shard index), so a resumed run continues exactly. The
 run directory holds config.json, stats.jsonl, checkpoint.pt (atomic) and the release weights detector.safetensors.
-This is the only module of lkdetect that imports ``gan`` (lazily, on construction).
+Fine-tuning (``train.init``) and self-training on unlabelled real images (``train.real_data``, batches that mix GAN
+pairs with teacher-labelled real images) are described in :mod:`lkdetect.pseudo_labels`. These two are the only
+modules of lkdetect that import ``gan`` (lazily, on construction).
 The release weights carry the keypoints' flip permutation for mirrored test-time augmentation, estimated on the
 validation pairs (:func:`lkdetect.tta.flip_permutation`).
 """
@@ -31,6 +33,7 @@ from .augment import Augmenter
 from .detector_config import DetectorConfig, network_kwargs
 from .errors import CheckpointError
 from .network import KeypointNet, heatmap_cross_entropy, soft_argmax
+from .pseudo_labels import PseudoLabels, load_or_make
 from .tta import estimate_flip_permutation
 from .weights import atomic_write, file_sha256, load_weights, make_metadata, save_weights
 
@@ -148,6 +151,7 @@ class DetectorTrainer:
         self._shard: tuple[int, np.ndarray, np.ndarray] | None = None
         self._val: tuple[torch.Tensor, torch.Tensor] | None = None
         self._stop = False
+        self.init_sha256: str | None = None  # of the train.init weights
         ckpt = self.run_dir / CHECKPOINT
         if ckpt.exists() and not resume:
             raise CheckpointError(f"{ckpt} exists: pass --resume to continue that run, or choose another --out")
@@ -156,8 +160,29 @@ class DetectorTrainer:
                 raise CheckpointError(f"--resume given but {ckpt} does not exist")
             self.load(ckpt)
         else:
+            if t.init:
+                self._load_init(t.init)
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        self.real: PseudoLabels | None = None
+        self.n_real = 0
+        if t.real_data:
+            self.real = load_or_make(
+                self.run_dir, t.real_data, self.pairs.size, t.teacher or t.init, self.pairs.num_keypoints, t.teacher_tta
+            )
+            self.n_real = round(t.batch_size * t.real_fraction)
+
+    def _load_init(self, path: str) -> None:
+        """Start from the weights of another detector (fine-tuning); they must match the configured network."""
+        network, meta = load_weights(path)
+        try:
+            self.network.load_state_dict(network.state_dict())
+        except RuntimeError as e:
+            raise CheckpointError(
+                f"train.init {path}: its network ({meta.get('network')}, K={meta.get('num_keypoints')}) does not "
+                f"match this run's configuration and GAN (K={self.pairs.num_keypoints}): {e}"
+            ) from e
+        self.init_sha256 = file_sha256(path)
 
     # ------------------------------------------------------------------------------------------------ data
     def shard(self) -> tuple[np.ndarray, np.ndarray]:
@@ -174,12 +199,20 @@ class DetectorTrainer:
         return self._shard[1], self._shard[2]
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """An augmented batch for this step: ((B, 3, S, S) in [0, 1], (B, K, 2) keypoints in pixels)."""
+        """An augmented batch for this step: ((B, 3, S, S) in [0, 1], (B, K, 2) keypoints in pixels).
+
+        With ``train.real_data`` its last ``round(B * real_fraction)`` rows are pseudo-labelled real images."""
         t = self.cfg.train
         images, kps = self.shard()
         step_seed = int(np.random.SeedSequence([t.seed, self.step]).generate_state(1)[0])
-        idx = np.random.default_rng(step_seed).choice(len(images), t.batch_size, replace=False)
-        aug_images, aug_kps = self.augment(images[idx], kps[idx], seed=step_seed)
+        rng = np.random.default_rng(step_seed)
+        idx = rng.choice(len(images), t.batch_size - self.n_real, replace=False)
+        images, kps = images[idx], kps[idx]
+        if self.real is not None:  # the last n_real rows: real images with their teacher keypoints
+            ridx = rng.choice(len(self.real.images), self.n_real, replace=False)
+            images = np.concatenate([images, self.real.images[ridx]])
+            kps = np.concatenate([kps, self.real.keypoints[ridx]])
+        aug_images, aug_kps = self.augment(images, kps, seed=step_seed)
         x = torch.from_numpy(aug_images).permute(0, 3, 1, 2).float().div_(255)
         return x.to(self.device), torch.from_numpy(aug_kps).to(self.device)
 
@@ -301,6 +334,16 @@ class DetectorTrainer:
             "val_pairs": self.cfg.train.val_size,
             "config": self.cfg.to_dict(),
         }
+        t = self.cfg.train
+        if t.init:
+            training["init_sha256"] = self.init_sha256
+        if self.real is not None:
+            training.update(
+                real_data=t.real_data,
+                real_images=len(self.real.images),
+                teacher_sha256=self.real.teacher_sha256,
+                teacher_tta=t.teacher_tta,
+            )
         meta = make_metadata(self.network, self.cfg.train.keypoint_names or None, training, self.pairs.sha256)
         return {**meta, **flip_metadata(self.network, self.validation_set()[0])}
 
@@ -331,6 +374,7 @@ class DetectorTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.images_seen, self.wall_time = state["step"], state["images_seen"], state["wall_time"]
         self.last_val = state["last_val"]
+        self.init_sha256 = json.loads(state["release_metadata"]).get("training", {}).get("init_sha256")
         log.info("resumed %s at step %d", path, self.step)
 
 

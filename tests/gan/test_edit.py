@@ -60,8 +60,11 @@ def test_translate_pixels_and_round_trip(lats):
     a, _ = lats
     out = edit.translate(a, (4.0, 2.0), units="px", size=32)  # 4 px of a 32 px image = 0.25 units
     assert torch.allclose(out.keypoints - a.keypoints, torch.tensor([0.25, 0.125]).expand_as(a.keypoints), atol=1e-6)
-    assert torch.allclose(to_pixels(out.keypoints, 32) - to_pixels(a.keypoints, 32),
-                          torch.tensor([4.0, 2.0]).expand_as(a.keypoints), atol=1e-5)
+    assert torch.allclose(
+        to_pixels(out.keypoints, 32) - to_pixels(a.keypoints, 32),
+        torch.tensor([4.0, 2.0]).expand_as(a.keypoints),
+        atol=1e-5,
+    )
     back = edit.translate(out, (-4.0, -2.0), units="px", size=32)
     assert torch.allclose(back.keypoints, a.keypoints, atol=1e-6)
     per_sample = edit.translate(a, torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]], [[0.0, 0.0]]]), parts=2)
@@ -84,8 +87,9 @@ def test_scale_about_centroid(lats):
     assert torch.allclose(out.keypoints - c, 2 * (a.keypoints - c), atol=1e-6)
     assert torch.allclose(edit.scale(out, 0.5).keypoints, a.keypoints, atol=1e-6)
     aniso = edit.scale(a, (1.0, 0.0), centre=(0.0, 0.0))  # squash onto the x axis
-    assert torch.allclose(aniso.keypoints[..., 1], torch.zeros(3, 4)) and torch.equal(aniso.keypoints[..., 0],
-                                                                                     a.keypoints[..., 0])
+    assert torch.allclose(aniso.keypoints[..., 1], torch.zeros(3, 4)) and torch.equal(
+        aniso.keypoints[..., 0], a.keypoints[..., 0]
+    )
     same(out, a, skip=("keypoints",))
 
 
@@ -145,8 +149,7 @@ def test_interpolate_endpoints(lats, what):
     a, b = lats
     same(edit.interpolate(a, b, 0.0, what), a)
     end = edit.interpolate(a, b, 1.0, what)
-    moved = {"keypoints": ("keypoints",), "embeddings": ("kp_embed",), "background": ("bg_embed",),
-             "all": FIELDS}[what]
+    moved = {"keypoints": ("keypoints",), "embeddings": ("kp_embed",), "background": ("bg_embed",), "all": FIELDS}[what]
     for f in FIELDS:
         assert torch.equal(getattr(end, f), getattr(b if f in moved else a, f)), f
 
@@ -202,8 +205,10 @@ def test_add_part_needs_sum_conditioning(lats):
 
 
 # ------------------------------------------------------------------------------------------------ bad input
-@pytest.mark.parametrize("parts, match", [(4, "out of range"), ([0, -1], "out of range"), ([], "empty"),
-                                          (1.5, "integer"), ([True, False], "integer")])
+@pytest.mark.parametrize(
+    "parts, match",
+    [(4, "out of range"), ([0, -1], "out of range"), ([], "empty"), (1.5, "integer"), ([True, False], "integer")],
+)
 def test_bad_parts(lats, parts, match):
     a, b = lats
     with pytest.raises(ValueError, match=match):

@@ -39,10 +39,22 @@ def test_cli_demo_end_to_end(tiny_gan, tmp_path, monkeypatch, caplog):
     assert any("no keypoint detector" in r.getMessage() for r in caplog.records)
     page = (out / "index.html").read_text()
     refs = re.findall(r'src="([^"]+)"', page)
-    assert {"samples.png", "edit_translate.png", "edit_move_part.png", "edit_scale.png", "edit_rotate.png",
-            "edit_swap_embeddings.png", "edit_swap_subset.png", "edit_interpolate_embeddings.png",
-            "edit_background.png", "edit_remove_part.png", "edit_add_part.png", "anim_move_part.gif",
-            "anim_interpolate_pose.gif", "anim_interpolate_embeddings.gif"} == set(refs)
+    assert {
+        "samples.png",
+        "edit_translate.png",
+        "edit_move_part.png",
+        "edit_scale.png",
+        "edit_rotate.png",
+        "edit_swap_embeddings.png",
+        "edit_swap_subset.png",
+        "edit_interpolate_embeddings.png",
+        "edit_background.png",
+        "edit_remove_part.png",
+        "edit_add_part.png",
+        "anim_move_part.gif",
+        "anim_interpolate_pose.gif",
+        "anim_interpolate_embeddings.gif",
+    } == set(refs)
     assert len(re.findall("<figcaption>", page)) == len(refs) and "step 7" in page and "Locality" in page
     for name in refs:
         with Image.open(out / name) as im:
@@ -57,7 +69,7 @@ def test_cli_demo_end_to_end(tiny_gan, tmp_path, monkeypatch, caplog):
     with Image.open(out / "edit_move_part.png") as im:
         arr = np.asarray(im.convert("RGB")).astype(int)
     w = 32 * 8
-    assert np.abs(arr[4:4 + w, 4:4 + w] - arr[4:4 + w, 8 + w:8 + 2 * w]).max() > 0
+    assert np.abs(arr[4 : 4 + w, 4 : 4 + w] - arr[4 : 4 + w, 8 + w : 8 + 2 * w]).max() > 0
 
 
 def test_demo_is_deterministic_and_draws_detections(tiny_gan, tmp_path, monkeypatch):

@@ -7,14 +7,18 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import gan
 from lkdetect import Detector
 from lkdetect.augment import Augmenter
 from lkdetect.cli import main as cli
 from lkdetect.detector_config import AugmentConfig, get_config, parse_overrides
+from lkdetect.errors import CheckpointError
+from lkdetect.network import KeypointNet
+from lkdetect.pseudo_labels import load_or_make, real_images
 from lkdetect.train_detector import DetectorTrainer, GanPairs, add_flip_permutation, export_weights, lr_at
-from lkdetect.weights import load_weights, save_weights
+from lkdetect.weights import file_sha256, load_weights, make_metadata, save_weights
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +165,76 @@ def test_cli_train_detector_dry_run_resume_and_export(gan_file, tmp_path, capsys
     assert cli(base + ["--iterations", "2"]) == 2  # exists without --resume: a one-line error
     assert "--resume" in capsys.readouterr().err
     assert cli(["train-detector", "--out", str(tmp_path / "r")]) == 2
+
+
+@pytest.fixture(scope="module")
+def teacher_and_real(gan_file, tmp_path_factory):
+    """A briefly trained tiny detector (the teacher) and a folder of 10 real-like images of another size."""
+    root = tmp_path_factory.mktemp("selftrain")
+    DetectorTrainer(get_config("tiny"), gan_file, root / "teacher").fit(3, progress=False)
+    real = root / "real"
+    real.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(real / f"{i}.png")
+    return root / "teacher" / "detector.safetensors", real
+
+
+def test_self_training_mixes_gan_pairs_with_teacher_labelled_real_images(gan_file, teacher_and_real, tmp_path):
+    teacher, real = teacher_and_real
+    cfg = get_config("tiny", {"train.init": str(teacher), "train.real_data": str(real), "augment.enabled": False})
+    trainer = DetectorTrainer(cfg, gan_file, tmp_path / "student")
+    teacher_net, _ = load_weights(teacher)
+    for k, v in teacher_net.state_dict().items():  # starts from the teacher's weights
+        assert torch.equal(v, trainer.network.state_dict()[k]), k
+    # the labels are the teacher's own test-time-augmented detections of the real images (no annotation exists)
+    images = real_images(real, 32)
+    assert images.shape == (10, 32, 32, 3)
+    expected = Detector.load(teacher, tta=True).detect_batch(images)
+    np.testing.assert_allclose(trainer.real.keypoints, expected.xy, atol=1e-4)
+    assert not np.allclose(trainer.real.keypoints, Detector.load(teacher).detect_batch(images).xy, atol=1e-3)
+
+    x, y = trainer.batch()  # batch 8, real_fraction 0.5: 4 GAN pairs, then 4 real images with their labels
+    assert trainer.n_real == 4 and x.shape == (8, 3, 32, 32)
+    shard_images, shard_kps = trainer.shard()
+    as_u8 = (x.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
+    for row in range(8):
+        pool, labels = (shard_images, shard_kps) if row < 4 else (images, trainer.real.keypoints)
+        j = [i for i in range(len(pool)) if np.array_equal(pool[i], as_u8[row])]
+        assert len(j) == 1, row
+        np.testing.assert_allclose(y[row].numpy(), labels[j[0]])
+
+    trainer.fit(4, progress=False)
+    meta = Detector.load(tmp_path / "student" / "detector.safetensors").metadata["training"]
+    sha = file_sha256(teacher)
+    assert meta["real_images"] == 10 and meta["teacher_sha256"] == sha and meta["init_sha256"] == sha
+    assert meta["teacher_tta"] is True and meta["real_data"] == str(real)
+    resumed = DetectorTrainer(cfg, gan_file, tmp_path / "student", resume=True)  # reuses the stored labels
+    assert resumed.step == 4 and resumed.init_sha256 == sha
+    np.testing.assert_array_equal(resumed.real.keypoints, trainer.real.keypoints)
+
+
+def test_self_training_bad_settings(gan_file, teacher_and_real, tmp_path):
+    teacher, real = teacher_and_real
+    with pytest.raises(ValueError, match="teacher"):
+        get_config("tiny", {"train.real_data": str(real)})
+    for fraction in (0.0, 1.0, 0.01):
+        with pytest.raises(ValueError, match="real_fraction"):
+            get_config(
+                "tiny", {"train.init": str(teacher), "train.real_data": str(real), "train.real_fraction": fraction}
+            )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no images"):
+        DetectorTrainer(
+            get_config("tiny", {"train.init": str(teacher), "train.real_data": str(empty)}), gan_file, tmp_path / "a"
+        )
+    other = KeypointNet("mobilenetv3_small_100", 3, (32, 32), stride=8, upsample=2, head_channels=16, head_depth=1)
+    save_weights(tmp_path / "k3.safetensors", other, make_metadata(other))
+    with pytest.raises(CheckpointError, match="train.init"):
+        DetectorTrainer(get_config("tiny", {"train.init": str(tmp_path / "k3.safetensors")}), gan_file, tmp_path / "b")
+    # stored labels of one teacher are not reused with another
+    cfg = get_config("tiny", {"train.init": str(teacher), "train.real_data": str(real)})
+    DetectorTrainer(cfg, gan_file, tmp_path / "c").fit(1, progress=False)
+    with pytest.raises(CheckpointError, match="another teacher"):
+        load_or_make(tmp_path / "c", real, 32, tmp_path / "k3.safetensors", 4)

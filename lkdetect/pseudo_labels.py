@@ -1,0 +1,104 @@
+"""Self-training on unlabelled real images: a teacher detector labels them, a student learns from those labels.
+
+A detector trained only on GAN pairs meets real photos as a new domain (lighting, profiles, backgrounds the GAN
+rarely draws). Self-training (Noisy Student, Xie et al. 2020; pseudo-labels in unsupervised landmark learning as in
+GANSeg's refinement) closes part of that gap without any annotation: the teacher labels each real training image
+once, with test-time augmentation (mirrored x zoomed views averaged, :mod:`lkdetect.tta`), and the student is
+fine-tuned on batches that mix fresh GAN pairs (they keep what each keypoint means) with strongly augmented real
+images and their teacher keypoints. No landmark annotation is read: the images come from
+:func:`gan.data.load_training_images`, the same image-only loader the GAN trains on.
+
+Training path only (imports ``gan``); used by :class:`lkdetect.train_detector.DetectorTrainer`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CheckpointError
+from .weights import atomic_write, file_sha256
+
+log = logging.getLogger(__name__)
+
+PSEUDO_LABELS = "pseudo_labels.npz"
+
+
+@dataclass(frozen=True)
+class PseudoLabels:
+    """Real images with teacher keypoints.
+
+    Attributes:
+        images: (N, S, S, 3) uint8 RGB at the detector's input size.
+        keypoints: (N, K, 2) float32 teacher keypoints (x, y) in input pixels.
+        scores: (N, K) float32 teacher confidences.
+        teacher_sha256: hash of the teacher weights file.
+    """
+
+    images: np.ndarray
+    keypoints: np.ndarray
+    scores: np.ndarray
+    teacher_sha256: str
+
+
+def real_images(root: str | Path, size: int) -> np.ndarray:
+    """The training images under ``root`` (MTFL or CUB root, or any image folder) as (N, size, size, 3) uint8.
+
+    Raises:
+        gan.data.DatasetError: ``root`` is missing or holds no readable image.
+    """
+    from gan.data import load_training_images
+
+    return load_training_images(root, size).permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def teacher_keypoints(
+    teacher: str | Path, images: np.ndarray, tta: bool = True, device: str = "cpu"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints of the ``teacher`` weights on (N, S, S, 3) uint8 images -> ((N, K, 2) xy, (N, K) scores).
+
+    With ``tta`` the teacher averages mirrored x zoomed views; that needs ``flip_permutation`` in its metadata
+    (``python -m lkdetect.tta WEIGHTS`` adds it).
+    """
+    from .detector import Detector
+
+    det = Detector.load(teacher, device=device, tta=tta)
+    if tuple(det.input_size) != images.shape[1:3]:
+        raise ValueError(
+            f"teacher {teacher} takes {tuple(det.input_size)} inputs, the real images are {images.shape[1:3]}"
+        )
+    kp = det.detect_batch(images, batch_size=256)
+    return kp.xy.astype(np.float32), kp.scores.astype(np.float32)
+
+
+def load_or_make(
+    run_dir: Path, root: str | Path, size: int, teacher: str | Path, num_keypoints: int, tta: bool = True
+) -> PseudoLabels:
+    """Pseudo-labels of the run: made once (images from ``root``, keypoints from ``teacher``) and stored in
+    ``run_dir/pseudo_labels.npz`` so that a resumed run trains on the same labels."""
+    images = real_images(root, size)
+    sha = file_sha256(teacher)
+    path = run_dir / PSEUDO_LABELS
+    if path.exists():
+        with np.load(path) as z:
+            kps, scores, saved_sha = z["keypoints"], z["scores"], str(z["teacher_sha256"])
+        if saved_sha != sha or kps.shape != (len(images), num_keypoints, 2):
+            raise CheckpointError(
+                f"{path} was made by another teacher or for other images (teacher {saved_sha[:12]}, "
+                f"{kps.shape[0]} images); now teacher {sha[:12]}, {len(images)} images from {root}"
+            )
+        return PseudoLabels(images, kps, scores, sha)
+    kps, scores = teacher_keypoints(teacher, images, tta=tta)
+    if kps.shape[1] != num_keypoints:
+        raise CheckpointError(f"teacher {teacher} detects {kps.shape[1]} keypoints, the GAN has {num_keypoints}")
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, keypoints=kps, scores=scores, teacher_sha256=sha)
+
+    atomic_write(path, write)
+    log.info("pseudo-labelled %d real images from %s with teacher %s", len(images), root, teacher)
+    return PseudoLabels(images, kps, scores, sha)
