@@ -1,6 +1,6 @@
 """Training throughput of a GAN preset: images/s through one full G + D step (train_step), fp32 and bf16.
 
-    python benchmarks/train_speed.py [--preset cpu64] [--steps 24] [--bf16-steps 8] [--threads 2]
+    python benchmarks/train_speed.py [--preset cpu64] [--steps 24] [--bf16-steps 8] [--threads 2] [--compile]
 
 bf16 runs under autocast; on a CPU without native bf16 (no avx512_bf16/amx) it is emulated and slow, which
 is why ``train.amp="auto"`` only enables it where the CPU has it. Target for cpu64: >= 80 images/s on 2 cores.
@@ -18,20 +18,39 @@ from gan.config import get_config
 from gan.train import Trainer, cpu_has_native_bf16
 
 
-def measure(preset: str, amp: str, channels_last: bool, steps: int, warmup: int = 3, block: int = 4) -> list[float]:
-    """Images/s of each block of ``block`` steps (``steps`` in all, after ``warmup``)."""
+def measure(
+    preset: str, amp: str, channels_last: bool, steps: int, warmup: int = 3, block: int = 4, compiled: bool = False
+) -> list[float]:
+    """Images/s of each block of ``block`` steps (``steps`` in all, after ``warmup``).
+
+    With ``compiled``, G and D run through ``torch.compile`` (inductor) except on gradient-penalty steps, whose
+    double backward compiled graphs do not support; the timed blocks then skip penalty steps.
+    """
     cfg = get_config(preset, {"train.amp": amp, "train.channels_last": channels_last})
     r = cfg.model.resolution
     images = torch.randint(0, 256, (512, 3, r, r), dtype=torch.uint8)
     rates = []
     with tempfile.TemporaryDirectory() as tmp:
         t = Trainer(cfg, images, tmp)
+        step = t.train_step
+        if compiled:
+            eager, fast = (t.G, t.D), (torch.compile(t.G), torch.compile(t.D))
+
+            def step(real: torch.Tensor) -> dict[str, float]:
+                if t.step % cfg.train.gp_every == 0:
+                    t.step += 1  # a penalty step: skipped (it would run eagerly)
+                t.G, t.D = fast
+                try:
+                    return Trainer.train_step(t, real)
+                finally:
+                    t.G, t.D = eager
+
         for _ in range(warmup):
-            t.train_step(t.real_batch())
+            step(t.real_batch())
         for _ in range(max(1, steps // block)):
             start = time.perf_counter()
             for _ in range(block):
-                t.train_step(t.real_batch())
+                step(t.real_batch())
             rates.append(block * cfg.train.batch_size / (time.perf_counter() - start))
     return rates
 
@@ -42,6 +61,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=24, help="timed fp32 steps per layout")
     ap.add_argument("--bf16-steps", type=int, default=8, help="timed bf16 steps per layout (emulated bf16 is slow)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument(
+        "--compile", action="store_true", help="also time fp32 channels_last under torch.compile (minutes to compile)"
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -60,6 +82,9 @@ def main() -> None:
                 f"{'fp32' if amp == 'off' else 'bf16':<10} {'channels_last' if cl else 'contiguous':<15} {med:>9.1f}"
                 f"   {rates[0]:.1f}-{rates[-1]:.1f}"
             )
+    if args.compile:
+        rates = sorted(measure(args.preset, "off", True, args.steps, compiled=True))
+        print(f"{'fp32':<10} {'cl, compiled':<15} {rates[len(rates) // 2]:>9.1f}   {rates[0]:.1f}-{rates[-1]:.1f}")
 
 
 if __name__ == "__main__":

@@ -339,6 +339,7 @@ class DetectorTrainer:
             training["init_sha256"] = self.init_sha256
         if self.real is not None:
             training.update(
+                source="LatentKeypointGAN pairs and teacher-labelled real images (self-training)",
                 real_data=t.real_data,
                 real_images=len(self.real.images),
                 teacher_sha256=self.real.teacher_sha256,

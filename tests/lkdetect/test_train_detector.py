@@ -208,7 +208,7 @@ def test_self_training_mixes_gan_pairs_with_teacher_labelled_real_images(gan_fil
     meta = Detector.load(tmp_path / "student" / "detector.safetensors").metadata["training"]
     sha = file_sha256(teacher)
     assert meta["real_images"] == 10 and meta["teacher_sha256"] == sha and meta["init_sha256"] == sha
-    assert meta["teacher_tta"] is True and meta["real_data"] == str(real)
+    assert meta["teacher_tta"] is True and meta["real_data"] == str(real) and "real images" in meta["source"]
     resumed = DetectorTrainer(cfg, gan_file, tmp_path / "student", resume=True)  # reuses the stored labels
     assert resumed.step == 4 and resumed.init_sha256 == sha
     np.testing.assert_array_equal(resumed.real.keypoints, trainer.real.keypoints)
