@@ -80,17 +80,22 @@ def load_or_make(
     """Pseudo-labels of the run: made once (images from ``root``, keypoints from ``teacher``) and stored in
     ``run_dir/pseudo_labels.npz`` so that a resumed run trains on the same labels."""
     images = real_images(root, size)
-    sha = file_sha256(teacher)
     path = run_dir / PSEUDO_LABELS
     if path.exists():
         with np.load(path) as z:
             kps, scores, saved_sha = z["keypoints"], z["scores"], str(z["teacher_sha256"])
+        if Path(teacher).is_file():
+            sha = file_sha256(teacher)
+        else:  # a resumed run on another machine: the stored labels are all it needs
+            log.warning("teacher %s not found; reusing the labels stored in %s", teacher, path)
+            sha = saved_sha
         if saved_sha != sha or kps.shape != (len(images), num_keypoints, 2):
             raise CheckpointError(
                 f"{path} was made by another teacher or for other images (teacher {saved_sha[:12]}, "
                 f"{kps.shape[0]} images); now teacher {sha[:12]}, {len(images)} images from {root}"
             )
         return PseudoLabels(images, kps, scores, sha)
+    sha = file_sha256(teacher)
     kps, scores = teacher_keypoints(teacher, images, tta=tta)
     if kps.shape[1] != num_keypoints:
         raise CheckpointError(f"teacher {teacher} detects {kps.shape[1]} keypoints, the GAN has {num_keypoints}")

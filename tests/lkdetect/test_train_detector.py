@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -181,7 +182,9 @@ def teacher_and_real(gan_file, tmp_path_factory):
 
 
 def test_self_training_mixes_gan_pairs_with_teacher_labelled_real_images(gan_file, teacher_and_real, tmp_path):
-    teacher, real = teacher_and_real
+    shared_teacher, real = teacher_and_real
+    teacher = tmp_path / "teacher.safetensors"
+    shutil.copy(shared_teacher, teacher)
     cfg = get_config("tiny", {"train.init": str(teacher), "train.real_data": str(real), "augment.enabled": False})
     trainer = DetectorTrainer(cfg, gan_file, tmp_path / "student")
     teacher_net, _ = load_weights(teacher)
@@ -209,8 +212,9 @@ def test_self_training_mixes_gan_pairs_with_teacher_labelled_real_images(gan_fil
     sha = file_sha256(teacher)
     assert meta["real_images"] == 10 and meta["teacher_sha256"] == sha and meta["init_sha256"] == sha
     assert meta["teacher_tta"] is True and meta["real_data"] == str(real) and "real images" in meta["source"]
-    resumed = DetectorTrainer(cfg, gan_file, tmp_path / "student", resume=True)  # reuses the stored labels
-    assert resumed.step == 4 and resumed.init_sha256 == sha
+    teacher.unlink()  # resuming needs only the stored labels, not the teacher file
+    resumed = DetectorTrainer(cfg, gan_file, tmp_path / "student", resume=True)
+    assert resumed.step == 4 and resumed.init_sha256 == sha and resumed.real.teacher_sha256 == sha
     np.testing.assert_array_equal(resumed.real.keypoints, trainer.real.keypoints)
 
 
