@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .errors import CheckpointError
 from .weights import atomic_write, file_sha256
@@ -56,7 +57,7 @@ def real_images(root: str | Path, size: int) -> np.ndarray:
 
 
 def teacher_keypoints(
-    teacher: str | Path, images: np.ndarray, tta: bool = True, device: str = "cpu"
+    teacher: str | Path, images: np.ndarray, tta: bool = True, device: str | torch.device = "cpu"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Keypoints of the ``teacher`` weights on (N, S, S, 3) uint8 images -> ((N, K, 2) xy, (N, K) scores).
 
@@ -75,7 +76,13 @@ def teacher_keypoints(
 
 
 def load_or_make(
-    run_dir: Path, root: str | Path, size: int, teacher: str | Path, num_keypoints: int, tta: bool = True
+    run_dir: Path,
+    root: str | Path,
+    size: int,
+    teacher: str | Path,
+    num_keypoints: int,
+    tta: bool = True,
+    device: str | torch.device = "cpu",
 ) -> PseudoLabels:
     """Pseudo-labels of the run: made once (images from ``root``, keypoints from ``teacher``) and stored in
     ``run_dir/pseudo_labels.npz`` so that a resumed run trains on the same labels."""
@@ -96,7 +103,7 @@ def load_or_make(
             )
         return PseudoLabels(images, kps, scores, sha)
     sha = file_sha256(teacher)
-    kps, scores = teacher_keypoints(teacher, images, tta=tta)
+    kps, scores = teacher_keypoints(teacher, images, tta=tta, device=device)
     if kps.shape[1] != num_keypoints:
         raise CheckpointError(f"teacher {teacher} detects {kps.shape[1]} keypoints, the GAN has {num_keypoints}")
 

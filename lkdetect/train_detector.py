@@ -168,7 +168,13 @@ class DetectorTrainer:
         self.n_real = 0
         if t.real_data:
             self.real = load_or_make(
-                self.run_dir, t.real_data, self.pairs.size, t.teacher or t.init, self.pairs.num_keypoints, t.teacher_tta
+                self.run_dir,
+                t.real_data,
+                self.pairs.size,
+                t.teacher or t.init,
+                self.pairs.num_keypoints,
+                t.teacher_tta,
+                self.device,
             )
             self.n_real = round(t.batch_size * t.real_fraction)
 
