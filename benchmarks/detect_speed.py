@@ -7,6 +7,7 @@ Usage::
     python benchmarks/detect_speed.py --backbones resnet18,mobilenetv3_large_100,regnetx_002   # compare
     python benchmarks/detect_speed.py --threads 1 --engines torch,onnxruntime   # the default: both engines
     python benchmarks/detect_speed.py --tta        # with test-time augmentation (6 views) in the e2e columns
+    python benchmarks/detect_speed.py --refine     # with scale-normalising refinement (a second pass) likewise
 
 One row per engine: ``torch`` (``Detector``) and ``onnxruntime`` (the same weights exported with
 ``Detector.export_onnx`` and run by ``OnnxDetector`` with ``--threads`` intra-op threads).
@@ -92,7 +93,9 @@ def onnxruntime_engine(det: Detector, repeats: int, threads: int) -> dict[str, f
     from lkdetect.onnx import INPUT, OnnxDetector
 
     with tempfile.TemporaryDirectory() as tmp:
-        onnx_det = OnnxDetector(det.export_onnx(Path(tmp) / "model.onnx"), threads=threads, tta=det.tta)
+        onnx_det = OnnxDetector(
+            det.export_onnx(Path(tmp) / "model.onnx"), threads=threads, tta=det.tta, refine=det.refine
+        )
     return columns(onnx_det, lambda batch: onnx_det.session.run(None, {INPUT: batch.numpy()}), repeats)
 
 
@@ -111,6 +114,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated, of {sorted(ENGINES)}")
     p.add_argument("--tta", action="store_true", help="test-time augmentation in detect/detect_batch (lkdetect.tta)")
+    p.add_argument("--refine", action="store_true", help="refinement in detect/detect_batch (lkdetect.refine)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -127,6 +131,8 @@ def main() -> None:
     if args.tta:
         for det in detectors.values():
             det.tta = True if "flip_permutation" in det.metadata else TTA(flip=False)
+    for det in detectors.values():
+        det.refine = args.refine
     print(
         f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs visible, "
         f"load average {os.getloadavg()[0]:.1f}"
@@ -140,6 +146,8 @@ def main() -> None:
         )
         if det.tta is not None:
             desc += f" TTA {len(det.tta.views)} views"
+        if det.refine is not None:
+            desc += " refine"
         for engine in args.engines.split(","):
             cols = ENGINES[engine](det, args.repeats, args.threads)
             if header is None:

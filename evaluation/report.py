@@ -55,7 +55,8 @@ def markdown_report(result: dict[str, Any]) -> str:
         markdown_table(result),
         "",
         f"- detector: {det.get('name') or det.get('type')} (sha256 {det.get('sha256') or 'unknown'})"
-        f"{'; test-time augmentation: ' + det['tta'] if det.get('tta') else ''}",
+        f"{'; test-time augmentation: ' + det['tta'] if det.get('tta') else ''}"
+        f"{'; refinement: ' + det['refine'] if det.get('refine') else ''}",
         f"- regression: linear, bias={opts['bias']}, ridge={opts['ridge']}, fit={opts.get('fit', 'lstsq')}"
         f" (training images used: {', '.join(str(r.get('n_train_fitted', r['n_train'])) for r in result['rows'])});"
         f" coordinates {opts['coordinates']}",

@@ -220,6 +220,7 @@ def evaluate(
             "sha256": meta.get("sha256"),
             "type": type(detector).__name__,
             "tta": None if getattr(detector, "tta", None) is None else str(detector.tta),
+            "refine": None if getattr(detector, "refine", None) is None else str(detector.refine),
         },
         "options": {
             "bias": bias,

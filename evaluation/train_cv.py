@@ -93,6 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--tta", action="store_true", help="test-time augmentation (mirror x scales 0.9, 1.0, 1.1)")
+    ap.add_argument(
+        "--refine",
+        nargs="?",
+        type=float,
+        const=3.5,
+        default=None,
+        metavar="SIDE",
+        help="detect again on a box SIDE x the keypoints' spread (lkdetect.refine; default side 3.5)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
@@ -100,12 +109,13 @@ def main(argv: list[str] | None = None) -> int:
 
     classes = [int(c) for c in args.classes.split(",")] if args.classes else None
     bench = load_benchmark(args.benchmark, args.root, classes)
-    detector = Detector.load(args.weights, tta=args.tta)
+    detector = Detector.load(args.weights, tta=args.tta, refine=args.refine)
     train = detect(detector, bench, bench.train, args.batch_size, progress=True, desc=f"{bench.name} train")
     scored = None
     if args.not_scored:
         scored = np.array([args.not_scored not in s.path.as_posix() for s in bench.train])
     tta = f", test-time augmentation {detector.tta}" if detector.tta else ""
+    tta += f", refinement {detector.refine}" if detector.refine else ""
     print(f"{bench.name} training split, {args.folds}-fold CV, weights {args.weights or 'faces'}{tta}")
     print("| fit | scored images | error % | mean-shape % | median % | < 10 % |\n|---|---|---|---|---|---|")
     for fit in args.fit:

@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .images import ImageLike, prepare, to_image_coordinates
+from .images import ImageLike, crop, load_region, parse_box, resize, to_image_coordinates
 from .keypoints import Keypoints
 from .network import KeypointNet, fold_for_inference
+from .refine import Refine, as_refine, refine_boxes
 from .tta import TTA, as_tta, check_permutation, make_views, merge_views
 from .weights import load_weights, resolve_weights
 
@@ -65,6 +66,7 @@ class BaseDetector:
         self._names = tuple(str(n) for n in names)
         self._tta: TTA | None = None
         self._flip_perm: np.ndarray | None = None
+        self._refine: Refine | None = None
 
     # ------------------------------------------------------------------------------------------ properties
     @property
@@ -108,6 +110,19 @@ class BaseDetector:
             perm = check_permutation(self._metadata["flip_permutation"], self._k)
         self._tta, self._flip_perm = tta, perm
 
+    @property
+    def refine(self) -> Refine | None:
+        """Scale-normalising refinement (:mod:`lkdetect.refine`): ``None`` (off, the default) or its settings.
+
+        Set it to ``True`` (one more pass on a box 3.5 x the keypoints' spread), a number (that box side), a
+        :class:`~lkdetect.refine.Refine`, or ``None``/``False``. Combines with :attr:`tta` (every pass uses it).
+        """
+        return self._refine
+
+    @refine.setter
+    def refine(self, value: Refine | bool | float | None) -> None:
+        self._refine = as_refine(value)
+
     # ----------------------------------------------------------------------------------------- detection
     def _run(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """(B, 3, S_h, S_w) in [0, 1] -> (xy (B, K, 2), scores (B, K)) float64 in network-input pixels."""
@@ -119,6 +134,24 @@ class BaseDetector:
             return self._run(batch)
         xy, scores = self._run(make_views(batch, self._tta))
         return merge_views(xy, scores, self._tta, self._size, self._flip_perm)
+
+    def _network_input(self, image: torch.Tensor, region: tuple[int, int, int, int]) -> torch.Tensor:
+        return resize(crop(image, region), self._size)
+
+    def _detect_regions(self, inputs: list[torch.Tensor], regions: list[tuple[int, int, int, int]]) -> tuple:
+        """:meth:`_infer` on network inputs, mapped back to image pixels of their regions: xy (B, K, 2), scores."""
+        xy, scores = self._infer(torch.stack(inputs))
+        return to_image_coordinates(xy, np.array(regions), self._size), scores
+
+    def _refine_passes(self, images: list[torch.Tensor], xy: np.ndarray, scores: np.ndarray) -> tuple:
+        """:attr:`refine`'s extra passes on the full (3, H, W) images, from the keypoints ``xy`` found so far."""
+        if self._refine is None:
+            return xy, scores
+        for _ in range(self._refine.passes):
+            regions = [parse_box(b, what="refinement box") for b in refine_boxes(xy, self._refine.side)]
+            inputs = [self._network_input(t, r) for t, r in zip(images, regions)]
+            xy, scores = self._detect_regions(inputs, regions)
+        return xy, scores
 
     def detect(self, image: ImageLike, box: Box | None = None, bgr: bool = False) -> Keypoints:
         """Detect the K keypoints of one image.
@@ -134,9 +167,9 @@ class BaseDetector:
             Keypoints with xy (K, 2) float64 (x, y) in input-image pixels (pixel centres at integers) and
             scores (K,) in [0, 1].
         """
-        x, region = prepare(image, self._size, box=box, bgr=bgr)
-        xy, scores = self._infer(x[None])
-        xy = to_image_coordinates(xy, np.array([region]), self._size)
+        t, region = load_region(image, box, bgr, "image")
+        xy, scores = self._detect_regions([self._network_input(t, region)], [region])
+        xy, scores = self._refine_passes([t], xy, scores)
         return Keypoints(xy[0], scores[0], self._names)
 
     def detect_batch(
@@ -169,14 +202,17 @@ class BaseDetector:
         k = self.num_keypoints
         xys, scores = [np.zeros((0, k, 2))], [np.zeros((0, k))]
         for start in range(0, len(items), batch_size):
-            inputs, regions = [], []
+            inputs, regions, full = [], [], []
             for i in range(start, min(start + batch_size, len(items))):
                 box = boxes[i] if boxes is not None else None
-                x, region = prepare(items[i], self._size, box=box, bgr=bgr, what=f"images[{i}]")
-                inputs.append(x)
+                t, region = load_region(items[i], box, bgr, f"images[{i}]")
+                inputs.append(self._network_input(t, region))
                 regions.append(region)
-            xy, sc = self._infer(torch.stack(inputs))
-            xys.append(to_image_coordinates(xy, np.array(regions), self._size))
+                if self._refine is not None:  # refinement crops the full images again
+                    full.append(t)
+            xy, sc = self._detect_regions(inputs, regions)
+            xy, sc = self._refine_passes(full, xy, sc)
+            xys.append(xy)
             scores.append(sc)
         return Keypoints(np.concatenate(xys), np.concatenate(scores), self._names)
 
@@ -215,7 +251,11 @@ class Detector(BaseDetector):
 
     @classmethod
     def load(
-        cls, name_or_path: str | Path | None = None, device: str | torch.device = "cpu", tta: TTA | bool | None = None
+        cls,
+        name_or_path: str | Path | None = None,
+        device: str | torch.device = "cpu",
+        tta: TTA | bool | None = None,
+        refine: Refine | bool | float | None = None,
     ) -> Detector:
         """Load shipped weights by name or a weights file.
 
@@ -224,6 +264,7 @@ class Detector(BaseDetector):
                 a ``.safetensors`` file written by ``lkdetect train-detector``.
             device: ``"cpu"`` (default), ``"cuda"`` or ``"auto"``.
             tta: test-time augmentation (see :attr:`tta`); off by default.
+            refine: scale-normalising refinement (see :attr:`refine`); off by default.
 
         Raises:
             FileNotFoundError: unknown name or missing file.
@@ -234,6 +275,7 @@ class Detector(BaseDetector):
         log.debug("loaded %s (%s, K=%d)", path, meta["network"]["backbone"], meta["num_keypoints"])
         detector = cls(network, meta, device=device)
         detector.tta = tta
+        detector.refine = refine
         return detector
 
     def __repr__(self) -> str:

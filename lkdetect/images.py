@@ -171,13 +171,13 @@ def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return out.clamp_(0, 1)
 
 
-def prepare(
-    image: ImageLike, size: tuple[int, int], box: Sequence[float] | None = None, bgr: bool = False, what: str = "image"
+def load_region(
+    image: ImageLike, box: Sequence[float] | None = None, bgr: bool = False, what: str = "image"
 ) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
-    """Image -> ((3, S_h, S_w) network input in [0, 1], the (x, y, w, h) region it shows in image pixels)."""
+    """Image -> ((3, H, W) float32 RGB in [0, 1], the (x, y, w, h) region to detect on: the box, or all of it)."""
     t = to_tensor(image, bgr=bgr, what=what)
     region = parse_box(box, what=f"{what} box") if box is not None else (0, 0, t.shape[2], t.shape[1])
-    return resize(crop(t, region), size), region
+    return t, region
 
 
 def to_image_coordinates(xy: np.ndarray, regions: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -155,6 +155,7 @@ class OnnxDetector(BaseDetector):
         providers: onnxruntime execution providers; default ``["CPUExecutionProvider"]``.
         threads: onnxruntime ``intra_op_num_threads`` (``None``: onnxruntime's default).
         tta: test-time augmentation, as :meth:`lkdetect.Detector.load` (off by default).
+        refine: scale-normalising refinement, as :meth:`lkdetect.Detector.load` (off by default).
 
     Raises:
         FileNotFoundError: no such file.
@@ -167,6 +168,7 @@ class OnnxDetector(BaseDetector):
         providers: Sequence[str] | None = None,
         threads: int | None = None,
         tta: Any = None,
+        refine: Any = None,
     ):
         import onnxruntime as ort
 
@@ -190,6 +192,7 @@ class OnnxDetector(BaseDetector):
         self.path = path
         self._init_metadata(meta, meta["num_keypoints"], meta["input_size"])
         self.tta = tta
+        self.refine = refine
 
     def __repr__(self) -> str:
         h, w = self._size

@@ -7,13 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-from . import TTA_HELP
+from . import REFINE_HELP, TTA_HELP
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     p.add_argument("--weights", default=None, help="weights file or shipped name (default: the face detector)")
     p.add_argument("--tta", action="store_true", help=TTA_HELP)
+    p.add_argument("--refine", nargs="?", type=float, const=3.5, default=None, metavar="SIDE", help=REFINE_HELP)
     p.add_argument("--out", default=None, metavar="DIR", help="write annotated images DIR/<name>_keypoints.png")
     p.add_argument("--json", default=None, metavar="FILE", help="write results as JSON ('-' for stdout)")
     p.add_argument("--box", default=None, metavar="X,Y,W,H", help="detect inside this region of every image")
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from lkdetect import Detector
 
     box = parse_box(args.box)
-    detector = Detector.load(args.weights, device=args.device, tta=args.tta)
+    detector = Detector.load(args.weights, device=args.device, tta=args.tta, refine=args.refine)
     results = []
     out_dir = Path(args.out) if args.out else None
     if out_dir:
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         "weights": detector.metadata.get("path"),
         "weights_sha256": detector.metadata.get("sha256"),
         "tta": None if detector.tta is None else str(detector.tta),
+        "refine": None if detector.refine is None else str(detector.refine),
         "keypoint_names": list(detector.keypoint_names),
         "coordinates": detector.metadata.get("coordinates"),
         "results": results,

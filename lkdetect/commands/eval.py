@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from . import TTA_HELP
+from . import REFINE_HELP, TTA_HELP
 
 BENCHMARKS = ("mafl", "celeba-wild", "cub", "mtfl")
 
@@ -29,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "training images whose annotation disagrees with the fit (corrupt labels, e.g. MTFL-80's net_7876)",
     )
     p.add_argument("--tta", action="store_true", help=TTA_HELP)
+    p.add_argument("--refine", nargs="?", type=float, const=3.5, default=None, metavar="SIDE", help=REFINE_HELP)
     p.add_argument("--batch-size", type=int, default=32, help="images per detector call")
     p.add_argument("--limit", type=int, default=None, help="only the first N images of each split (quick check)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -48,10 +49,10 @@ def load_detector(args: argparse.Namespace) -> Any:
     if args.onnx:
         from lkdetect.onnx import OnnxDetector
 
-        return OnnxDetector(args.onnx, tta=getattr(args, "tta", False))
+        return OnnxDetector(args.onnx, tta=getattr(args, "tta", False), refine=getattr(args, "refine", None))
     from lkdetect.detector import Detector
 
-    return Detector.load(args.weights, tta=getattr(args, "tta", False))
+    return Detector.load(args.weights, tta=getattr(args, "tta", False), refine=getattr(args, "refine", None))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -38,7 +38,13 @@ def test_perfect_detector_scores_zero_and_writes_report(mtfl_root: Path, tmp_pat
     for name in ("report.json", "report.md", "ced.png", "best_worst.png"):
         assert (out / name).stat().st_size > 0
     saved = json.loads((out / "report.json").read_text())
-    assert saved["detector"] == {"name": "oracle", "sha256": "0" * 64, "type": "OracleDetector", "tta": None}
+    assert saved["detector"] == {
+        "name": "oracle",
+        "sha256": "0" * 64,
+        "type": "OracleDetector",
+        "tta": None,
+        "refine": None,
+    }
     assert saved["error"] == pytest.approx(r["error"]) and saved["baseline"] == pytest.approx(r["baseline"])
     assert saved["options"]["bias"] is False and saved["options"]["ridge"] == 0.0 and saved["wall_time_s"] > 0
     assert saved["rows"][0]["n_test"] == 12 and saved["oks_sigmas"][2] == 0.026
@@ -171,10 +177,11 @@ def test_load_detector_contract(monkeypatch: pytest.MonkeyPatch) -> None:
     from lkdetect.commands.eval import load_detector
 
     torch_mod, onnx_mod = types.ModuleType("lkdetect.detector"), types.ModuleType("lkdetect.onnx")
-    torch_mod.Detector = type("Detector", (), {"load": staticmethod(lambda w, tta: ("torch", w, tta))})
-    onnx_mod.OnnxDetector = lambda m, tta: ("onnx", m, tta)
+    torch_mod.Detector = type("Detector", (), {"load": staticmethod(lambda w, tta, refine: ("torch", w, tta, refine))})
+    onnx_mod.OnnxDetector = lambda m, tta, refine: ("onnx", m, tta, refine)
     monkeypatch.setitem(sys.modules, "lkdetect.detector", torch_mod)
     monkeypatch.setitem(sys.modules, "lkdetect.onnx", onnx_mod)
-    args = argparse.Namespace(weights="a.safetensors", onnx=None, tta=False)
-    assert load_detector(args) == ("torch", "a.safetensors", False)
-    assert load_detector(argparse.Namespace(weights=None, onnx="b.onnx", tta=True)) == ("onnx", "b.onnx", True)
+    args = argparse.Namespace(weights="a.safetensors", onnx=None, tta=False, refine=None)
+    assert load_detector(args) == ("torch", "a.safetensors", False, None)
+    args = argparse.Namespace(weights=None, onnx="b.onnx", tta=True, refine=3.5)
+    assert load_detector(args) == ("onnx", "b.onnx", True, 3.5)

@@ -73,3 +73,16 @@ def test_detect_tta_matches_the_api_and_errors_without_a_pairing(weights, tmp_pa
     assert doc["tta"] == "mirror x scales 0.9, 1, 1.1"
     np.testing.assert_allclose(doc["results"][0]["xy"], Detector.load(weights, tta=True).detect(f).xy, atol=1e-9)
     assert not np.allclose(doc["results"][0]["xy"], Detector.load(weights).detect(f).xy, atol=1e-6)
+
+
+def test_detect_refine_matches_the_api_and_rejects_bad_sides(weights, tmp_path, capsys):
+    f = tmp_path / "im.png"
+    Image.fromarray(np.random.default_rng(4).integers(0, 256, (50, 60, 3), dtype=np.uint8)).save(f)
+    for flag, side in ((["--refine"], 3.5), (["--refine", "2.5"], 2.5)):
+        assert cli(["detect", str(f), "--weights", str(weights), *flag]) == 0
+        doc = json.loads(capsys.readouterr().out)
+        assert doc["refine"] == f"box {side:g} x keypoint spread, 1 pass"
+        expected = Detector.load(weights, refine=side).detect(f).xy
+        np.testing.assert_allclose(doc["results"][0]["xy"], expected, atol=1e-9)
+    assert cli(["detect", str(f), "--weights", str(weights), "--refine", "0"]) == 2
+    assert "refine side must be a positive number" in capsys.readouterr().err
