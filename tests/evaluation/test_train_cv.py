@@ -52,3 +52,36 @@ def test_folds_are_seeded_and_bad_arguments_are_refused() -> None:
         cross_validate(det, BENCH, scored=np.ones(3, dtype=bool))
     with pytest.raises(ValueError, match="no image is scored"):
         cross_validate(det, BENCH, scored=np.zeros(50, dtype=bool))
+
+
+def test_held_out_folds_are_scored_on_the_given_detections() -> None:
+    det, _ = faces(200, 0.0)
+    plain = cross_validate(det, BENCH, folds=4)
+    same = cross_validate(det, BENCH, folds=4, scored_on=det)
+    np.testing.assert_array_equal(plain["per_image"], same["per_image"])
+    moved = Detections(det.xy.copy(), det.gt.copy(), det.visible, det.sizes, det.classes)
+    moved.gt[7, :, 0] += 0.1  # only image 7's scoring labels change; fits use ``det``
+    r = cross_validate(det, BENCH, folds=4, scored_on=moved)
+    order = np.concatenate([np.flatnonzero(np.random.default_rng(0).permutation(200) % 4 == f) for f in range(4)])
+    changed = order[np.flatnonzero(~np.isclose(r["per_image"], plain["per_image"]))]
+    assert changed.tolist() == [7]
+    with pytest.raises(ValueError, match="same images"):
+        cross_validate(det, BENCH, folds=4, scored_on=det.subset(np.arange(200) < 100))
+
+
+def test_zoomed_benchmark_maps_landmarks_with_the_image() -> None:
+    from evaluation.train_cv import zoomed
+
+    image = np.zeros((80, 60, 3), dtype=np.uint8)
+    image[30, 40] = 255  # a bright pixel at landmark (x=40, y=30)
+    bench = Benchmark("mtfl", [None], [], lambda s: (image, np.array([[40.0, 30.0]])), ("p",), "iod", False, (0.1,))
+    for zoom in (1.0, 1.5, 2.0):
+        out, lm = zoomed(bench, zoom).load_image(None)
+        assert out.shape == image.shape
+        y, x = np.unravel_index(out[..., 0].argmax(), out.shape[:2])
+        centre = np.array([59, 79]) / 2  # pixel centres at integers: the image centre is at ((W - 1) / 2, (H - 1) / 2)
+        np.testing.assert_allclose(lm[0], centre + ([40, 30] - centre) * zoom, atol=1e-9)
+        assert abs(x - lm[0, 0]) <= 1 and abs(y - lm[0, 1]) <= 1, (zoom, x, y, lm)
+    for zoom in (0.8, 0, float("nan")):
+        with pytest.raises(ValueError, match="zoom"):
+            zoomed(bench, zoom)
