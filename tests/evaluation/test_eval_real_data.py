@@ -51,6 +51,17 @@ def test_mtfl80_oracle_detector_scores_zero(mtfl80: Path) -> None:
     assert r["error"] == pytest.approx(0.0, abs=1e-6) and r["ap"] == 1.0 and r["baseline"] > 20.0
 
 
+def test_mtfl80_training_labels_cost_a_perfect_detector_the_target(mtfl80: Path) -> None:
+    """evaluation/README: with the net_7876/_ labels, even a perfect detector misses 12 % through lstsq."""
+    from evaluation.label_floor import label_floor
+
+    r = label_floor(str(mtfl80))
+    assert r["suspect"] == 2350 and 25 < r["offset_px"] < 31
+    assert r["trimmed"] < 0.5 and r["lstsq"] > 30.0, r
+    with pytest.raises(ValueError, match="matches"):
+        label_floor(str(mtfl80), suspect="no_such_folder/_")
+
+
 @pytest.fixture(scope="module")
 def cub_root() -> Path:
     root = data_root() / "cub" / "CUB_200_2011"
