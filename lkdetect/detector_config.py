@@ -90,6 +90,9 @@ class TrainConfig:
     real_fraction: float = 0.5  # share of each batch taken from the pseudo-labelled real images
     teacher: str = ""  # weights that label the real images; "" = train.init
     teacher_tta: bool = True  # the teacher averages mirrored x zoomed views (needs flip_permutation)
+    teacher_refine: float = (
+        0.0  # > 0: the teacher refines on a box this many times its keypoints' spread (lkdetect.refine)
+    )
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,8 @@ def validate(cfg: DetectorConfig) -> None:
             raise ValueError(
                 "train.real_data needs a teacher to label the real images: set train.teacher or train.init"
             )
+        if not t.teacher_refine >= 0:
+            raise ValueError(f"train.teacher_refine must be 0 (off) or a box side > 0, got {t.teacher_refine}")
         n_real = round(t.batch_size * t.real_fraction)
         if not 0 < n_real < t.batch_size:
             raise ValueError(

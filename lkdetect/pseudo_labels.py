@@ -57,16 +57,21 @@ def real_images(root: str | Path, size: int) -> np.ndarray:
 
 
 def teacher_keypoints(
-    teacher: str | Path, images: np.ndarray, tta: bool = True, device: str | torch.device = "cpu"
+    teacher: str | Path,
+    images: np.ndarray,
+    tta: bool = True,
+    device: str | torch.device = "cpu",
+    refine: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Keypoints of the ``teacher`` weights on (N, S, S, 3) uint8 images -> ((N, K, 2) xy, (N, K) scores).
 
     With ``tta`` the teacher averages mirrored x zoomed views; that needs ``flip_permutation`` in its metadata
-    (``python -m lkdetect.tta WEIGHTS`` adds it).
+    (``python -m lkdetect.tta WEIGHTS`` adds it). ``refine`` > 0 detects again on a box of that many times the
+    keypoints' spread (:mod:`lkdetect.refine`); 0 is off.
     """
     from .detector import Detector
 
-    det = Detector.load(teacher, device=device, tta=tta)
+    det = Detector.load(teacher, device=device, tta=tta, refine=refine or None)
     if tuple(det.input_size) != images.shape[1:3]:
         raise ValueError(
             f"teacher {teacher} takes {tuple(det.input_size)} inputs, the real images are {images.shape[1:3]}"
@@ -83,14 +88,19 @@ def load_or_make(
     num_keypoints: int,
     tta: bool = True,
     device: str | torch.device = "cpu",
+    refine: float = 0.0,
 ) -> PseudoLabels:
-    """Pseudo-labels of the run: made once (images from ``root``, keypoints from ``teacher``) and stored in
-    ``run_dir/pseudo_labels.npz`` so that a resumed run trains on the same labels."""
+    """Pseudo-labels of the run: made once (images from ``root``, keypoints from ``teacher`` with ``tta`` and
+    ``refine``) and stored in ``run_dir/pseudo_labels.npz`` so that a resumed run trains on the same labels."""
     images = real_images(root, size)
     path = run_dir / PSEUDO_LABELS
+    options = f"tta={bool(tta)} refine={float(refine):g}"
     if path.exists():
         with np.load(path) as z:
             kps, scores, saved_sha = z["keypoints"], z["scores"], str(z["teacher_sha256"])
+            saved_options = str(z["teacher_options"]) if "teacher_options" in z else options  # older runs
+        if saved_options != options:
+            raise CheckpointError(f"{path} was made with teacher options {saved_options}; this run asks {options}")
         if Path(teacher).is_file():
             sha = file_sha256(teacher)
         else:  # a resumed run on another machine: the stored labels are all it needs
@@ -103,14 +113,14 @@ def load_or_make(
             )
         return PseudoLabels(images, kps, scores, sha)
     sha = file_sha256(teacher)
-    kps, scores = teacher_keypoints(teacher, images, tta=tta, device=device)
+    kps, scores = teacher_keypoints(teacher, images, tta=tta, device=device, refine=refine)
     if kps.shape[1] != num_keypoints:
         raise CheckpointError(f"teacher {teacher} detects {kps.shape[1]} keypoints, the GAN has {num_keypoints}")
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
-            np.savez(f, keypoints=kps, scores=scores, teacher_sha256=sha)
+            np.savez(f, keypoints=kps, scores=scores, teacher_sha256=sha, teacher_options=options)
 
     atomic_write(path, write)
-    log.info("pseudo-labelled %d real images from %s with teacher %s", len(images), root, teacher)
+    log.info("pseudo-labelled %d real images from %s with teacher %s (%s)", len(images), root, teacher, options)
     return PseudoLabels(images, kps, scores, sha)

@@ -175,6 +175,7 @@ class DetectorTrainer:
                 self.pairs.num_keypoints,
                 t.teacher_tta,
                 self.device,
+                t.teacher_refine,
             )
             self.n_real = round(t.batch_size * t.real_fraction)
 
@@ -350,6 +351,7 @@ class DetectorTrainer:
                 real_images=len(self.real.images),
                 teacher_sha256=self.real.teacher_sha256,
                 teacher_tta=t.teacher_tta,
+                teacher_refine=t.teacher_refine,
             )
         meta = make_metadata(self.network, self.cfg.train.keypoint_names or None, training, self.pairs.sha256)
         return {**meta, **flip_metadata(self.network, self.validation_set()[0])}

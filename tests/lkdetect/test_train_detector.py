@@ -218,6 +218,23 @@ def test_self_training_mixes_gan_pairs_with_teacher_labelled_real_images(gan_fil
     np.testing.assert_array_equal(resumed.real.keypoints, trainer.real.keypoints)
 
 
+def test_self_training_teacher_can_refine(gan_file, teacher_and_real, tmp_path):
+    teacher, real = teacher_and_real
+    over = {"train.init": str(teacher), "train.real_data": str(real), "train.teacher_refine": 3.0}
+    trainer = DetectorTrainer(get_config("tiny", over), gan_file, tmp_path / "s")
+    images = real_images(real, 32)
+    expected = Detector.load(teacher, tta=True, refine=3.0).detect_batch(images)
+    np.testing.assert_allclose(trainer.real.keypoints, expected.xy, atol=1e-4)
+    assert not np.allclose(trainer.real.keypoints, Detector.load(teacher, tta=True).detect_batch(images).xy, atol=1e-3)
+    trainer.fit(1, progress=False)
+    assert Detector.load(tmp_path / "s" / "detector.safetensors").metadata["training"]["teacher_refine"] == 3.0
+    # the stored labels are not reused under other teacher options
+    with pytest.raises(CheckpointError, match="teacher options"):
+        load_or_make(tmp_path / "s", real, 32, teacher, 4, tta=True, refine=0.0)
+    with pytest.raises(ValueError, match="teacher_refine"):
+        get_config("tiny", {**over, "train.teacher_refine": -1.0})
+
+
 def test_self_training_bad_settings(gan_file, teacher_and_real, tmp_path):
     teacher, real = teacher_and_real
     with pytest.raises(ValueError, match="teacher"):
