@@ -116,6 +116,9 @@ class BaseDetector:
 
         Set it to ``True`` (one more pass on a box 3.5 x the keypoints' spread), a number (that box side), a
         :class:`~lkdetect.refine.Refine`, or ``None``/``False``. Combines with :attr:`tta` (every pass uses it).
+        A ``box`` given to :meth:`detect` places the first pass only; the refined box may reach outside it.
+        :meth:`detect_batch` keeps each batch's decoded images in memory until the last pass (lower
+        ``batch_size`` for very large frames).
         """
         return self._refine
 
