@@ -13,6 +13,10 @@ sides 2 to 6 with one or two passes, read both on the faces as they are and on f
 (a train/test scale shift like the benchmark's): one pass at 3.5 came within 0.11 points of the best (two passes
 at 3.5) in both readings, at half the cost. On the CUB birds detector it did not help (face detector card).
 
+Not for tracking loops: placing each video frame's box by this rule from the previous frame's refined keypoints
+let the box shrink frame after frame on the face video (the keypoints' spread fell from about 77 to 13 px), since
+the refined constellation comes out slightly smaller; the face tracker (``lkdetect.roi``) keeps its own margin.
+
 Refinement costs one more detection per pass; it is off unless asked for (``Detector.load(..., refine=True)``,
 ``detector.refine = Refine(...)``, ``lkdetect detect/eval --refine``).
 """
