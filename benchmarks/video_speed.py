@@ -1,6 +1,7 @@
 """Video detection speed and jitter on a real face video (../shared/data/video/face_pexels.mp4, 640x360, 24 fps).
 
-    python benchmarks/video_speed.py [--weights W] [--roi face] [--batch-size 16] [--threads 2] [--video PATH]
+    python benchmarks/video_speed.py [--weights W] [--roi face] [--batch-size 16] [--threads 2] [--refine]
+        [--video PATH]
 
 Reports frames/s end to end (decode, detect, draw, encode to mp4v), frames/s of the pipeline without drawing and
 encoding, frames/s inside ``detect_batch`` alone, and jitter: the mean frame-to-frame keypoint displacement in
@@ -112,6 +113,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--track-batch", type=int, default=1, help="frames per detector call when tracking a face")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--refine", action="store_true", help="refinement in every detection (lkdetect.refine)")
     args = ap.parse_args()
     video = Path(args.video)
     if not video.is_file():
@@ -120,6 +122,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     detector, name = load_detector(args.weights, args.preset)
+    if args.refine:
+        detector.refine = True
+        name += ", refinement"
     print(
         f"video {video.name}; detector: {name}; roi {args.roi}; batch {args.batch_size}; "
         f"track batch {args.track_batch}; "

@@ -10,6 +10,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from . import REFINE_HELP, TTA_HELP
+
 log = logging.getLogger(__name__)
 
 
@@ -34,6 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--threads", type=int, default=0, help="torch (and onnxruntime) threads (0: the default)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--tta", action="store_true", help=TTA_HELP)
+    p.add_argument("--refine", nargs="?", type=float, const=3.5, default=None, metavar="SIDE", help=REFINE_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -135,6 +139,10 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     detector = load_onnx(args.onnx, args.threads) if args.onnx else load_detector(args.weights, args.device)
+    if args.tta:
+        detector.tta = True
+    if args.refine is not None:
+        detector.refine = args.refine
     try:
         pairs = detect_video_frames(
             detector,

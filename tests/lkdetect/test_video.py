@@ -349,6 +349,25 @@ def test_cli_end_to_end(tmp_path, monkeypatch):
     assert cli.main(["video", str(tmp_path / "missing.mp4"), "--no-progress"]) == 2
 
 
+def test_cli_tta_and_refine_reach_the_detector(tmp_path, monkeypatch):
+    from lkdetect import cli
+    from lkdetect.commands import video as video_command
+
+    made = []
+    monkeypatch.setattr(
+        video_command, "load_detector", lambda weights, device="cpu": made.append(DotDetector()) or made[-1]
+    )
+    path = write_video(tmp_path / "dot.mp4", dot_frames(3), fps=12.0)
+    assert cli.main(["video", str(path), "--json", str(tmp_path / "a.jsonl"), "--no-progress"]) == 0
+    assert not hasattr(made[-1], "tta") and not hasattr(made[-1], "refine")  # off: the detector is left alone
+    assert (
+        cli.main(["video", str(path), "--json", str(tmp_path / "b.jsonl"), "--no-progress", "--tta", "--refine"]) == 0
+    )
+    assert made[-1].tta is True and made[-1].refine == 3.5
+    assert cli.main(["video", str(path), "--json", str(tmp_path / "c.jsonl"), "--no-progress", "--refine", "4"]) == 0
+    assert made[-1].refine == 4.0
+
+
 def test_cli_camera_that_cannot_open_fails_cleanly(monkeypatch):
     from lkdetect import cli
     from lkdetect.commands import video as video_command
