@@ -136,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         help="detect again on a box SIDE x the keypoints' spread (lkdetect.refine; default side 3.5)",
     )
     args = ap.parse_args(argv)
+    if args.zoom is not None and not args.zoom >= 1:
+        ap.error(f"--zoom must be >= 1, got {args.zoom}")
+    if args.refine is not None and not args.refine > 0:
+        ap.error(f"--refine SIDE must be > 0, got {args.refine}")
     logging.basicConfig(level=logging.WARNING)
 
     from lkdetect.detector import Detector

@@ -85,3 +85,12 @@ def test_zoomed_benchmark_maps_landmarks_with_the_image() -> None:
     for zoom in (0.8, 0, float("nan")):
         with pytest.raises(ValueError, match="zoom"):
             zoomed(bench, zoom)
+
+
+@pytest.mark.parametrize("flags", [["--zoom", "0.5"], ["--refine", "0"]])
+def test_cli_refuses_bad_zoom_and_refine_before_loading_anything(flags, capsys) -> None:
+    from evaluation.train_cv import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["mtfl", "--root", "/nonexistent", *flags])
+    assert e.value.code == 2 and flags[0] in capsys.readouterr().err
