@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from lkdetect.commands import add_refine_argument
+
 from .benchmarks import BENCHMARKS, load_benchmark
 from .run import Detections, detect, score
 from .samples import Benchmark, Sample, resize_crop
@@ -126,15 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--tta", action="store_true", help="test-time augmentation (mirror x scales 0.9, 1.0, 1.1)")
-    ap.add_argument(
-        "--refine",
-        nargs="?",
-        type=float,
-        const=3.5,
-        default=None,
-        metavar="SIDE",
-        help="detect again on a box SIDE x the keypoints' spread (lkdetect.refine; default side 3.5)",
-    )
+    add_refine_argument(ap)
     args = ap.parse_args(argv)
     if args.zoom is not None and not args.zoom >= 1:
         ap.error(f"--zoom must be >= 1, got {args.zoom}")

@@ -7,14 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-from . import REFINE_HELP, TTA_HELP
+from . import TTA_HELP, add_refine_argument
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     p.add_argument("--weights", default=None, help="weights file or shipped name (default: the face detector)")
     p.add_argument("--tta", action="store_true", help=TTA_HELP)
-    p.add_argument("--refine", nargs="?", type=float, const=3.5, default=None, metavar="SIDE", help=REFINE_HELP)
+    add_refine_argument(p)
     p.add_argument("--out", default=None, metavar="DIR", help="write annotated images DIR/<name>_keypoints.png")
     p.add_argument("--json", default=None, metavar="FILE", help="write results as JSON ('-' for stdout)")
     p.add_argument("--box", default=None, metavar="X,Y,W,H", help="detect inside this region of every image")

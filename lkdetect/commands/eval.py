@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from . import REFINE_HELP, TTA_HELP
+from . import TTA_HELP, add_refine_argument
 
 BENCHMARKS = ("mafl", "celeba-wild", "cub", "mtfl")
 
@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "training images whose annotation disagrees with the fit (corrupt labels, e.g. MTFL-80's net_7876)",
     )
     p.add_argument("--tta", action="store_true", help=TTA_HELP)
-    p.add_argument("--refine", nargs="?", type=float, const=3.5, default=None, metavar="SIDE", help=REFINE_HELP)
+    add_refine_argument(p)
     p.add_argument("--batch-size", type=int, default=32, help="images per detector call")
     p.add_argument("--limit", type=int, default=None, help="only the first N images of each split (quick check)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from . import REFINE_HELP, TTA_HELP
+from . import TTA_HELP, add_refine_argument
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch (and onnxruntime) threads (0: the default)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--tta", action="store_true", help=TTA_HELP)
-    p.add_argument("--refine", nargs="?", type=float, const=3.5, default=None, metavar="SIDE", help=REFINE_HELP)
+    add_refine_argument(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
