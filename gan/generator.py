@@ -8,12 +8,14 @@ successor's positional start), never a learned constant canvas, so the image mus
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from .config import ModelConfig
 from .keypoint_maps import (
@@ -80,6 +82,68 @@ class Conditioning:
             self.maps[:, :-1], self.embeds[:, :-1], self.embeds[:, -1], self.mode, bg=self.maps[:, -1:]
         )
 
+    @functools.cached_property
+    def pixel_maps(self) -> torch.Tensor:
+        """(B, s * s, K + 2): the maps per pixel with a constant 1 appended (it carries the SPADE bias), shared by
+        every channels-last SPADE of this resolution."""
+        b, k1, s = self.maps.shape[0], self.maps.shape[1], self.maps.shape[-1]
+        ones = torch.ones(b, 1, s * s, dtype=self.maps.dtype, device=self.maps.device)
+        return torch.cat((self.maps.reshape(b, k1, s * s), ones), dim=1).transpose(1, 2)
+
+
+class Modulate(torch.autograd.Function):
+    """``x * scale + shift`` with a lean backward.
+
+    ``torch.addcmul``'s backward makes four passes over its (B, C, s, s) tensors (it also multiplies by its
+    ``value``); this one makes two, which is 3x faster at the generator's 64 px stage on a CPU.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        ctx.save_for_backward(x, scale)
+        return torch.addcmul(shift, x, scale)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: ANN001
+        x, scale = ctx.saved_tensors
+        need_x, need_scale, need_shift = ctx.needs_input_grad
+        return (grad * scale if need_x else None, grad * x if need_scale else None, grad if need_shift else None)
+
+
+class InstanceNormNHWC(torch.autograd.Function):
+    """Instance normalisation (no affine) that keeps channels-last memory order, for the generator's CPU step.
+
+    Forward is group norm with one channel per group (same result as ``F.instance_norm``). Its backward in
+    channels-last order is slow on CPUs (4x the forward pass), so the gradient is computed here directly:
+    ``(g - mean(g) - xn * mean(g * xn)) / std``, means over each sample's and channel's pixels.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, eps: float) -> torch.Tensor:  # noqa: ANN001
+        b, c, h, w = x.shape
+        if h * w <= 256:  # group norm's channels-last kernel is slow on small maps with many channels
+            xc = x - x.mean(dim=(2, 3), keepdim=True)
+            rstd = (xc.square().mean(dim=(2, 3), keepdim=True) + eps).rsqrt()
+            xn = xc.mul_(rstd)
+        else:
+            xn, _, rstd = torch.native_group_norm(x, None, None, b, c, h * w, c, eps)
+            rstd = rstd.view(b, c, 1, 1)
+        ctx.save_for_backward(xn, rstd)
+        return xn
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ANN001
+        xn, rstd = ctx.saved_tensors
+        g_mean = grad.mean(dim=(2, 3), keepdim=True)
+        gx_mean = (grad * xn).mean(dim=(2, 3), keepdim=True)
+        return torch.addcmul(grad - g_mean, xn, gx_mean, value=-1).mul_(rstd), None
+
+
+def is_channels_last(x: torch.Tensor) -> bool:
+    """Whether a (B, C, H, W) tensor is laid out channels-last (NHWC) in memory."""
+    return x.dim() == 4 and x.shape[1] > 1 and x.stride(1) == 1
+
 
 class SPADE(nn.Module):
     """Spatially-adaptive normalisation: ``(1 + gamma(c)) * norm(x) + beta(c)``, norm per sample and channel.
@@ -102,14 +166,23 @@ class SPADE(nn.Module):
         else:
             self.branch = nn.Conv2d(cond_channels, 2 * channels, kernel, padding=pad)
 
-    def scale_shift(self, cond: Conditioning) -> tuple[torch.Tensor, torch.Tensor]:
-        """``1 + gamma`` and ``beta``, each (B, C, s, s)."""
+    def scale_shift(self, cond: Conditioning, nhwc: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """``1 + gamma`` and ``beta``, each (B, C, s, s); with ``nhwc`` in channels-last memory order."""
         if self.factorised and cond.mode == "sum":
             # Two half-size products instead of one and a chunk: chunk's backward would copy both halves.
             c, (b, k1, s) = self.channels, (cond.maps.shape[0], cond.maps.shape[1], cond.maps.shape[-1])
-            proj = (cond.embeds @ self.branch.weight.flatten(1).t()).transpose(1, 2)  # (B, 2C, K + 1)
+            proj = cond.embeds @ self.branch.weight.flatten(1).t()  # (B, K + 1, 2C)
             maps = cond.maps.reshape(b, k1, s * s)
-            bias = self.branch.bias.view(1, -1, 1)
+            bias = self.branch.bias
+            if nhwc:
+                # (B, s*s, K + 2) @ (B, K + 2, C) comes out in channels-last order; the bias rides on the maps'
+                # constant channel, which saves baddbmm's copy of the broadcast bias into its output.
+                rows = torch.cat((bias[:c] + 1, bias[c:])).expand(b, 1, 2 * c)
+                proj = torch.cat((proj, rows), dim=1)
+                scale = torch.bmm(cond.pixel_maps, proj[:, :, :c])
+                shift = torch.bmm(cond.pixel_maps, proj[:, :, c:])
+                return scale.view(b, s, s, c).permute(0, 3, 1, 2), shift.view(b, s, s, c).permute(0, 3, 1, 2)
+            proj, bias = proj.transpose(1, 2), bias.view(1, -1, 1)  # (B, 2C, K + 1)
             scale = torch.baddbmm(bias[:, :c] + 1, proj[:, :c], maps)
             shift = torch.baddbmm(bias[:, c:], proj[:, c:], maps)
             return scale.view(b, c, s, s), shift.view(b, c, s, s)
@@ -120,11 +193,13 @@ class SPADE(nn.Module):
         """Modulate ``norm(x)``; with ``upsample`` x is at half the conditioning's size and is up-sampled 2x
         (nearest) after normalising, which equals normalising the up-sampled x: replicated pixels keep the
         mean and variance."""
-        xn = F.instance_norm(x, eps=1e-5)
+        nhwc = is_channels_last(x)
+        # F.instance_norm would copy channels-last input to NCHW, and nearest up-sampling of NCHW is 10x slower.
+        xn = InstanceNormNHWC.apply(x, 1e-5) if nhwc else F.instance_norm(x, eps=1e-5)
         if upsample:
             xn = F.interpolate(xn, scale_factor=2, mode="nearest")
-        scale, shift = self.scale_shift(cond)
-        return torch.addcmul(shift, xn, scale)
+        scale, shift = self.scale_shift(cond, nhwc)
+        return Modulate.apply(xn, scale, shift)
 
 
 class SPADEResBlock(nn.Module):
@@ -144,12 +219,14 @@ class SPADEResBlock(nn.Module):
         Up-sampling happens inside: the 1x1 shortcut and the first normalisation commute with nearest
         up-sampling, so they run at the low resolution (4x fewer pixels) with the same result.
         """
-        h = self.conv1(F.leaky_relu(self.spade1(x, cond, upsample), 0.2))
-        h = self.conv2(F.leaky_relu(self.spade2(h, cond), 0.2))
+        # In place where autograd allows it (the producers' backward does not read their outputs): every fresh
+        # full-size tensor costs page faults and memory traffic on a CPU.
+        h = self.conv1(F.leaky_relu(self.spade1(x, cond, upsample), 0.2, inplace=True))
+        h = self.conv2(F.leaky_relu(self.spade2(h, cond), 0.2, inplace=True))
         skip = self.shortcut(x)
         if upsample:
             skip = F.interpolate(skip, scale_factor=2, mode="nearest")
-        return (h + skip) * (1 / math.sqrt(2))
+        return h.add_(skip).mul_(1 / math.sqrt(2))
 
 
 class PositionalStart(nn.Module):
@@ -230,7 +307,7 @@ class Generator(nn.Module):
         x = self.start(keypoint_offsets(lat.keypoints[:, :k], self.resolutions[0]))
         for i, (res, block) in enumerate(zip(self.resolutions, self.blocks)):
             x = block(x, self.conditioning(lat, res), upsample=i > 0)
-        return torch.tanh(self.to_rgb(F.leaky_relu(x, 0.2)))
+        return torch.tanh(self.to_rgb(F.leaky_relu(x, 0.2, inplace=True)))
 
     def conditioning(self, lat: Latents, size: int) -> Conditioning:
         """Heatmaps (computed once per resolution, removed parts zeroed) with the background map appended."""
