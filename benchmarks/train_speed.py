@@ -4,11 +4,14 @@
 
 bf16 runs under autocast; on a CPU without native bf16 (no avx512_bf16/amx) it is emulated and slow, which
 is why ``train.amp="auto"`` only enables it where the CPU has it. Target for cpu64: >= 80 images/s on 2 cores.
+The trainer keeps freed memory in the process (gan/malloc.py); the page-fault column shows it working (near 0).
+Throughput on a shared VM drifts by up to 2x within an hour: compare code versions in the same minutes.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import tempfile
 import time
 
@@ -20,8 +23,8 @@ from gan.train import Trainer, cpu_has_native_bf16
 
 def measure(
     preset: str, amp: str, channels_last: bool, steps: int, warmup: int = 3, block: int = 4, compiled: bool = False
-) -> list[float]:
-    """Images/s of each block of ``block`` steps (``steps`` in all, after ``warmup``).
+) -> tuple[list[float], float]:
+    """Images/s of each block of ``block`` steps (``steps`` in all, after ``warmup``), and page faults per step.
 
     With ``compiled``, G and D run through ``torch.compile`` (inductor) except on gradient-penalty steps, whose
     double backward compiled graphs do not support; the timed blocks then skip penalty steps.
@@ -47,12 +50,14 @@ def measure(
 
         for _ in range(warmup):
             step(t.real_batch())
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         for _ in range(max(1, steps // block)):
             start = time.perf_counter()
             for _ in range(block):
                 step(t.real_batch())
             rates.append(block * cfg.train.batch_size / (time.perf_counter() - start))
-    return rates
+        faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / (len(rates) * block)
+    return rates, faults
 
 
 def main() -> None:
@@ -73,18 +78,18 @@ def main() -> None:
         f"G widths {cfg.model.g_channels}, D widths {cfg.model.d_channels}"
     )
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, native bf16 CPU: {cpu_has_native_bf16()}")
-    print(f"{'precision':<10} {'layout':<15} {'images/s':>9}   (median of blocks of 4 steps; min-max)")
+    print(f"{'precision':<10} {'layout':<15} {'images/s':>9}   (median of blocks of 4 steps; min-max; faults/step)")
     for amp in ("off", "bf16"):
         for cl in (True, False):
-            rates = sorted(measure(args.preset, amp, cl, args.steps if amp == "off" else args.bf16_steps))
-            med = rates[len(rates) // 2]
-            print(
-                f"{'fp32' if amp == 'off' else 'bf16':<10} {'channels_last' if cl else 'contiguous':<15} {med:>9.1f}"
-                f"   {rates[0]:.1f}-{rates[-1]:.1f}"
-            )
+            rates, faults = measure(args.preset, amp, cl, args.steps if amp == "off" else args.bf16_steps)
+            report("fp32" if amp == "off" else "bf16", "channels_last" if cl else "contiguous", rates, faults)
     if args.compile:
-        rates = sorted(measure(args.preset, "off", True, args.steps, compiled=True))
-        print(f"{'fp32':<10} {'cl, compiled':<15} {rates[len(rates) // 2]:>9.1f}   {rates[0]:.1f}-{rates[-1]:.1f}")
+        report("fp32", "cl, compiled", *measure(args.preset, "off", True, args.steps, compiled=True))
+
+
+def report(precision: str, layout: str, rates: list[float], faults: float) -> None:
+    rates = sorted(rates)
+    print(f"{precision:<10} {layout:<15} {rates[len(rates) // 2]:>9.1f}   {rates[0]:.1f}-{rates[-1]:.1f}; {faults:.0f}")
 
 
 if __name__ == "__main__":

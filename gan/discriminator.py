@@ -24,9 +24,11 @@ class DownBlock(nn.Module):
         self.skip = nn.Conv2d(c_in, c_out, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.leaky_relu(self.conv1(x), 0.2)
-        h = F.leaky_relu(self.conv2(h), 0.2)
-        return (h + self.skip(F.avg_pool2d(x, 2))) * (1 / math.sqrt(2))
+        # Activations in place: the convolutions' backward does not read their outputs. The sum is a new tensor
+        # (the activation's backward reads h), scaled in place.
+        h = F.leaky_relu(self.conv1(x), 0.2, inplace=True)
+        h = F.leaky_relu(self.conv2(h), 0.2, inplace=True)
+        return torch.add(h, self.skip(F.avg_pool2d(x, 2))).mul_(1 / math.sqrt(2))
 
 
 class Discriminator(nn.Module):
@@ -45,5 +47,5 @@ class Discriminator(nn.Module):
                     nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.leaky_relu(self.from_rgb(x), 0.2)
+        h = F.leaky_relu(self.from_rgb(x), 0.2, inplace=True)
         return self.head(self.blocks(h)).squeeze(1)

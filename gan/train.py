@@ -35,6 +35,7 @@ from .diagnostics import keypoint_report
 from .discriminator import Discriminator
 from .generator import Generator
 from .losses import d_logistic_loss, g_nonsaturating_loss, gradient_penalty
+from .malloc import retain_freed_memory
 from .sampling import sample
 from .viz import sample_grid, save_png
 
@@ -92,6 +93,8 @@ class Trainer:
             raise ValueError(f"images must be uint8 (N, 3, {res}, {res}), got {images.dtype} {tuple(images.shape)}")
         self.images = images
         self.use_amp = resolve_amp(t.amp, self.device)
+        if self.device.type == "cpu":
+            retain_freed_memory()  # no page faults on every step's fresh tensors (gan/malloc.py)
         self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
 
         torch.manual_seed(t.seed)  # identical initial weights on every rank
@@ -153,35 +156,42 @@ class Trainer:
         """One G step and one D step (with the lazy penalty when due); returns the losses.
 
         D runs once on the fakes for both steps: the G step does not change D's weights, so the D step's fake
-        logits are the G step's, and only the real images need a new forward pass.
+        logits are the G step's. Without the penalty, D also sees the reals in that same pass, and one backward
+        pass of the D loss gives both D's weight gradients and the gradient at the fakes, which is rescaled per
+        sample into the G loss's (:meth:`_shared_backward`). Either way the gradients are those of the
+        textbook order (G through a frozen D, then D on reals and detached fakes).
         """
         t = self.cfg.train
-        z = self._noise(real.shape[0])
+        n = real.shape[0]
+        z = self._noise(n)
+        do_gp = t.gp_weight > 0 and self.step % t.gp_every == 0
         self.D.requires_grad_(True)
+        self.opt_g.zero_grad(set_to_none=True)
+        self.opt_d.zero_grad(set_to_none=True)
         with self._autocast():
             fake, _ = self.G(*z)
-            fake_logits = self.D(fake).float()
-        # G step: the gradient flows through D into the fakes (no D weight gradients) and on into G.
-        loss_g = g_nonsaturating_loss(fake_logits)
-        (grad_fake,) = torch.autograd.grad(loss_g, fake, retain_graph=True)
-        self.opt_g.zero_grad(set_to_none=True)
-        fake.backward(grad_fake)
+        gp = None
+        if do_gp:  # the penalty needs its own pass over the reals (double backward)
+            with self._autocast():
+                fake_logits = self.D(fake).float()
+            loss_g = g_nonsaturating_loss(fake_logits)
+            (grad_fake,) = torch.autograd.grad(loss_g, fake, retain_graph=True)
+            real = real.detach().requires_grad_(True)
+            with self._autocast():
+                real_logits = self.D(real).float()
+            loss_d = d_logistic_loss(real_logits, fake_logits)
+            gp = gradient_penalty(real_logits, real)
+            (loss_d + gp * (t.gp_weight / 2 * t.gp_every)).backward(inputs=list(self.D.parameters()))
+        else:
+            with self._autocast():
+                logits = self.D(torch.cat((fake, real.detach()))).float()
+            fake_logits, real_logits = logits[:n], logits[n:]
+            loss_g = g_nonsaturating_loss(fake_logits)
+            loss_d = d_logistic_loss(real_logits, fake_logits)
+            grad_fake = self._shared_backward(loss_g, loss_d, fake, fake_logits)
+        fake.backward(grad_fake)  # G's gradients; D's graph is freed by now
         self._average_gradients(self.G)
         self.opt_g.step()
-
-        # D step: the kept fake graph plus the reals, and the lazy gradient penalty every gp_every steps.
-        do_gp = t.gp_weight > 0 and self.step % t.gp_every == 0
-        real = real.detach().requires_grad_(do_gp)
-        with self._autocast():
-            real_logits = self.D(real).float()
-        loss_d = d_logistic_loss(real_logits, fake_logits)
-        total = loss_d
-        gp = torch.zeros(())
-        if do_gp:
-            gp = gradient_penalty(real_logits, real)
-            total = total + gp * (t.gp_weight / 2 * t.gp_every)
-        self.opt_d.zero_grad(set_to_none=True)
-        total.backward(inputs=list(self.D.parameters()))  # stops at the fakes: G's graph is already freed
         self._average_gradients(self.D)
         self.opt_d.step()
         self._update_ema()
@@ -193,9 +203,31 @@ class Trainer:
             "d_real": real_logits.mean().item(),
             "d_fake": fake_logits.mean().item(),
         }
-        if do_gp:
+        if gp is not None:
             out["gp"] = gp.item()
         return out
+
+    def _shared_backward(
+        self, loss_g: torch.Tensor, loss_d: torch.Tensor, fake: torch.Tensor, fake_logits: torch.Tensor
+    ) -> torch.Tensor:
+        """Backward of ``loss_d`` into D's weights (their ``.grad``) and the fakes; returns ``d loss_g / d fake``.
+
+        Both losses depend on fake i only through its logit, so their gradients at the fake differ by the
+        factor ``(d loss_g / d logit_i) / (d loss_d / d logit_i)`` (``-exp(-logit)`` for the logistic losses):
+        the G gradient costs no second pass through D. Where that factor is extreme (a logit far below zero,
+        where ``d loss_d / d logit`` underflows towards 0) the second pass is taken instead.
+        """
+        params = list(self.D.parameters())
+        (up_g,) = torch.autograd.grad(loss_g, fake_logits, retain_graph=True)
+        (up_d,) = torch.autograd.grad(loss_d, fake_logits, retain_graph=True)
+        shared = bool((up_d.abs() > 1e-6 * up_g.abs().clamp_min(1e-30)).all())
+        grads = torch.autograd.grad(loss_d, [fake, *params], retain_graph=not shared)
+        for p, g in zip(params, grads[1:]):
+            p.grad = g
+        if shared:
+            return grads[0] * (up_g / up_d).view(-1, *([1] * (fake.dim() - 1))).to(grads[0].dtype)
+        (grad_fake,) = torch.autograd.grad(loss_g, fake)
+        return grad_fake
 
     @torch.no_grad()
     def _update_ema(self) -> None:
