@@ -249,7 +249,10 @@ class Detector(BaseDetector):
     ):
         self.device = resolve_device(device)
         network = network.to(self.device).eval().requires_grad_(False)
-        self.network = fold_for_inference(network) if fold else network
+        network = fold_for_inference(network) if fold else network
+        # Channels-last: oneDNN's fast layout for these convolutions; on the project's 2-core CPU the shipped
+        # network takes 3.8 instead of 5.8 ms for one image and 25 instead of 46 ms for 64 (benchmarks/).
+        self.network = network.to(memory_format=torch.channels_last)
         self._init_metadata(metadata, network.num_keypoints, network.input_size)
 
     @classmethod
@@ -290,7 +293,7 @@ class Detector(BaseDetector):
     @torch.inference_mode()
     def _run(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """(B, 3, S_h, S_w) in [0, 1] -> (xy (B, K, 2), scores (B, K)) float64 in network-input pixels."""
-        xy, scores = self.network(batch.to(self.device))
+        xy, scores = self.network(batch.to(self.device, memory_format=torch.channels_last))
         return xy.double().cpu().numpy(), scores.double().cpu().numpy()
 
     def export_onnx(self, path: str | Path, opset: int = 17) -> Path:

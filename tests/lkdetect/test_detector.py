@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -185,3 +187,16 @@ def test_detect_video_hook_delegates(det, rgb):
     results = list(det.detect_video([rgb, rgb], smooth=False))
     assert len(results) == 2
     np.testing.assert_allclose(results[1].keypoints.xy, det.detect(rgb).xy, atol=1e-5)
+
+
+def test_network_runs_channels_last_with_the_contiguous_result(det):
+    """The detector keeps its network channels-last (the fast CPU layout); keypoints equal a contiguous run."""
+    conv = next(m for m in det.network.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    batch = torch.rand(3, 3, *det.input_size, generator=torch.Generator().manual_seed(0))
+    xy, scores = det._run(batch)
+    contiguous = copy.deepcopy(det.network).to(memory_format=torch.contiguous_format)
+    with torch.inference_mode():
+        xy_ref, scores_ref = contiguous(batch)
+    assert np.allclose(xy, xy_ref.double().numpy(), atol=1e-3)
+    assert np.allclose(scores, scores_ref.double().numpy(), atol=1e-4)
