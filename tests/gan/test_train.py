@@ -98,15 +98,21 @@ def test_release_writes_weights_grid_and_card(tmp_path):
     assert "| iterations | 4 " in card and "locality" in card
 
 
-@pytest.mark.parametrize("step", [1, 0])  # step 0 also runs the lazy gradient penalty
-def test_train_step_gradients_match_the_textbook_step(tmp_path, step):
-    """train_step reuses D's forward pass on the fakes for the D step; its gradients must equal the plain
-    order: G loss through a frozen D, then D on [reals, detached fakes] (+ penalty)."""
+# step 0 also runs the lazy gradient penalty; "saturated": D rejects every fake with a logit near -100, where
+# d loss_d / d logit underflows in float32 and the second pass through D must be taken instead.
+@pytest.mark.parametrize("step, saturated", [(1, False), (0, False), (1, True)])
+def test_train_step_gradients_match_the_textbook_step(tmp_path, step, saturated):
+    """train_step reuses D's forward pass on the fakes for the D step (and, without the penalty, one backward for
+    both); its gradients must equal the plain order: G loss through a frozen D, then D on [reals, detached
+    fakes] (+ penalty)."""
     from gan.losses import d_logistic_loss, g_nonsaturating_loss, gradient_penalty
 
     cfg = get_config("tiny")
     t = Trainer(cfg, images(), tmp_path)
     t.step = step
+    if saturated:
+        with torch.no_grad():
+            t.D.head[-1].bias.fill_(-100.0)
     real = t.real_batch()
     rng = torch.Generator().set_state(t.rng.get_state())
     g0, d0 = copy.deepcopy(t.G), copy.deepcopy(t.D)
