@@ -113,8 +113,9 @@ class Modulate(torch.autograd.Function):
 class InstanceNormNHWC(torch.autograd.Function):
     """Instance normalisation (no affine) that keeps channels-last memory order, for the generator's CPU step.
 
-    Forward is group norm with one channel per group (same result as ``F.instance_norm``). Its backward in
-    channels-last order is slow on CPUs (4x the forward pass), so the gradient is computed here directly:
+    Forward is group norm with one channel per group (same result as ``F.instance_norm``); on maps of at most
+    16 x 16 pixels, where that kernel is slow in channels-last order, the same means are written out. Group
+    norm's backward in channels-last order is slow on CPUs (4x its forward), so the gradient is computed here:
     ``(g - mean(g) - xn * mean(g * xn)) / std``, means over each sample's and channel's pixels.
     """
 
