@@ -173,7 +173,6 @@ class SPADE(nn.Module):
             # Two half-size products instead of one and a chunk: chunk's backward would copy both halves.
             c, (b, k1, s) = self.channels, (cond.maps.shape[0], cond.maps.shape[1], cond.maps.shape[-1])
             proj = cond.embeds @ self.branch.weight.flatten(1).t()  # (B, K + 1, 2C)
-            maps = cond.maps.reshape(b, k1, s * s)
             bias = self.branch.bias
             if nhwc:
                 # (B, s*s, K + 2) @ (B, K + 2, C) comes out in channels-last order; the bias rides on the maps'
@@ -184,6 +183,7 @@ class SPADE(nn.Module):
                 shift = torch.bmm(cond.pixel_maps, proj[:, :, c:])
                 return scale.view(b, s, s, c).permute(0, 3, 1, 2), shift.view(b, s, s, c).permute(0, 3, 1, 2)
             proj, bias = proj.transpose(1, 2), bias.view(1, -1, 1)  # (B, 2C, K + 1)
+            maps = cond.maps.reshape(b, k1, s * s)
             scale = torch.baddbmm(bias[:, :c] + 1, proj[:, :c], maps)
             shift = torch.baddbmm(bias[:, c:], proj[:, c:], maps)
             return scale.view(b, c, s, s), shift.view(b, c, s, s)

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # glibc's upper bound on 64-bit
-TRIM_THRESHOLD = 1 << 40  # never trim
+TRIM_THRESHOLD = 2**31 - 1  # the largest value mallopt takes (an int): in effect, never trim
 
 
 def retain_freed_memory() -> bool:
@@ -36,7 +36,7 @@ def retain_freed_memory() -> bool:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     ok = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX) == 1
-    ok = mallopt(M_TRIM_THRESHOLD, min(TRIM_THRESHOLD, 2**31 - 1)) == 1 and ok
+    ok = mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 and ok
     if not ok:
         log.debug("mallopt refused the settings; malloc keeps its defaults")
     return ok

@@ -90,9 +90,8 @@ class TrainConfig:
     real_fraction: float = 0.5  # share of each batch taken from the pseudo-labelled real images
     teacher: str = ""  # weights that label the real images; "" = train.init
     teacher_tta: bool = True  # the teacher averages mirrored x zoomed views (needs flip_permutation)
-    teacher_refine: float = (
-        0.0  # > 0: the teacher refines on a box this many times its keypoints' spread (lkdetect.refine)
-    )
+    # > 0: the teacher refines on a box this many times its keypoints' spread (lkdetect.refine); 0: off
+    teacher_refine: float = 0.0
 
 
 @dataclass(frozen=True)
