@@ -163,7 +163,8 @@ class BaseDetector:
             image: a path, PIL image, numpy array (HxWx3 uint8 RGB, HxW, HxWx4, or float in [0, 1]) or a torch
                 tensor (3xHxW / HxW, uint8 or float in [0, 1]); any size, resized to :attr:`input_size`.
             box: optional (x, y, w, h) region in image pixels (rounded to whole pixels; parts outside the image
-                are padded black). Detection runs on that region and results map back to the whole image.
+                are padded black, but it must overlap the image). Detection runs on that region and results map
+                back to the whole image.
             bgr: the array/tensor is BGR (OpenCV); files and PIL images are always decoded as RGB.
 
         Returns:

@@ -83,10 +83,12 @@ def _array_to_chw(arr: np.ndarray, what: str) -> torch.Tensor:
             f"{what}: numpy images are HxWxC (channels last); got shape {arr.shape}, which looks "
             "channels-first: pass arr.transpose(1, 2, 0)"
         )
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"{what}: expected a numpy array HxW, HxWx1, HxWx3 or HxWx4, got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{what}: expected a non-empty image, got shape {arr.shape}")
     if arr.ndim == 3:
         arr = arr.transpose(2, 0, 1)
-    elif arr.ndim != 2:
-        raise ValueError(f"{what}: expected a numpy array HxW, HxWx1, HxWx3 or HxWx4, got shape {arr.shape}")
     if arr.dtype != np.uint8 and arr.dtype.kind != "f":
         raise TypeError(
             f"{what}: expected uint8 or float (in [0, 1]) pixels, got {arr.dtype} "
@@ -150,6 +152,12 @@ def parse_box(box: Sequence[float], what: str = "box") -> tuple[int, int, int, i
     return x0, y0, wi, hi
 
 
+def overlaps(region: tuple[int, int, int, int], width: int, height: int) -> bool:
+    """Whether a whole-pixel (x, y, w, h) region shares at least one pixel with a ``width`` x ``height`` image."""
+    x, y, w, h = region
+    return x < width and y < height and x + w > 0 and y + h > 0
+
+
 def crop(image: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
     """Crop (3, H, W) to the (x, y, w, h) box; parts outside the image are zero (black)."""
     x0, y0, w, h = box
@@ -174,9 +182,20 @@ def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def load_region(
     image: ImageLike, box: Sequence[float] | None = None, bgr: bool = False, what: str = "image"
 ) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
-    """Image -> ((3, H, W) float32 RGB in [0, 1], the (x, y, w, h) region to detect on: the box, or all of it)."""
+    """Image -> ((3, H, W) float32 RGB in [0, 1], the (x, y, w, h) region to detect on: the box, or all of it).
+
+    A box may reach outside the image (that part is padded black) but must overlap it: a box wholly outside
+    raises ``ValueError`` rather than returning keypoints of a black square.
+    """
     t = to_tensor(image, bgr=bgr, what=what)
-    region = parse_box(box, what=f"{what} box") if box is not None else (0, 0, t.shape[2], t.shape[1])
+    H, W = t.shape[1:]
+    if box is None:
+        return t, (0, 0, W, H)
+    region = parse_box(box, what=f"{what} box")
+    if not overlaps(region, W, H):
+        raise ValueError(
+            f"{what} box: {tuple(box)!r} lies wholly outside the {W}x{H} image (x, y, w, h in image pixels)"
+        )
     return t, region
 
 

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from .images import overlaps, parse_box
+
 log = logging.getLogger(__name__)
 
 Box = tuple[int, int, int, int]
@@ -223,7 +225,10 @@ class FaceTracker:
                 box = box_around(previous.keypoints.xy, self.margin, self.min_size, self._max_size(frame))
             except ValueError:  # no finite keypoints
                 box = None
-            if box is not None and visible_fraction(box, w, h) < self.min_visible:
+            # a box with no whole pixel inside the frame is lost at any min_visible (detect would refuse it)
+            if box is not None and (
+                visible_fraction(box, w, h) < self.min_visible or not overlaps(parse_box(box), w, h)
+            ):
                 box = None
         self.redetected = box is None
         if box is None:

@@ -138,7 +138,7 @@ def test_batch_equals_single_images(det, rgb):
     [
         (None, TypeError, "got None"),
         ("no/such/file.png", FileNotFoundError, "not found"),
-        (np.zeros((0, 5, 3), np.uint8), ValueError, "non-empty"),
+        (np.zeros((0, 5, 3), np.uint8), ValueError, r"non-empty image, got shape \(0, 5, 3\)"),  # as given
         (np.zeros((4, 5, 2), np.uint8), ValueError, "1, 3 or 4 channels"),
         (np.zeros((2, 4, 5, 3), np.uint8), ValueError, "HxW, HxWx1, HxWx3 or HxWx4"),
         (np.zeros((3, 8, 8), np.uint8), ValueError, "looks channels-first"),
@@ -163,6 +163,9 @@ def test_bad_files_and_boxes(det, rgb, tmp_path):
         ((1, 2, 3), r"expected \(x, y, w, h\)"),
         ((0, 0, 0, 5), "width and height >= 1"),
         ((0, 0, np.inf, 5), "finite"),
+        ((40, 0, 10, 10), r"wholly outside the 40x48 image"),  # starts one column past the right edge
+        ((-10, 5, 10, 10), "wholly outside"),  # ends one column before the left edge
+        ((5, -20, 10, 20), "wholly outside"),
     ]:
         with pytest.raises(ValueError, match=pattern):
             det.detect(rgb, box=box)
@@ -175,6 +178,8 @@ def test_batch_errors_name_the_index(det, rgb):
         det.detect_batch([rgb, None])
     with pytest.raises(ValueError, match=r"images\[0\] box"):
         det.detect_batch([rgb], boxes=[(0, 0, -1, 3)])
+    with pytest.raises(ValueError, match=r"images\[1\] box: .* wholly outside"):
+        det.detect_batch([rgb, rgb], boxes=[None, (100, 100, 5, 5)])
     with pytest.raises(ValueError, match="one box .* per image"):
         det.detect_batch([rgb, rgb], boxes=[None])
     with pytest.raises(ValueError, match="4-d batch"):

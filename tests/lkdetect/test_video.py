@@ -284,6 +284,16 @@ def test_face_tracker_redetects_when_box_leaves_frame():
     assert tracker(dot_frames(1)[0], prev) != (0, 0, 40, 40) and not tracker.redetected
 
 
+def test_face_tracker_redetects_a_box_wholly_outside_even_at_min_visible_zero():
+    tracker = FaceTracker(initial=lambda frame: (0, 0, 40, 40), min_size=8, min_visible=0.0)
+    far = np.array([[W + 30.0, 30.0], [W + 34.0, 30.0]])  # the box around these has no pixel in the frame
+    prev = FrameResult(0, 0.0, Keypoints(far, np.ones(2)), (0, 0, W, H))
+    assert tracker(dot_frames(1)[0], prev) == (0, 0, 40, 40) and tracker.redetected
+    edge = np.array([[W - 1.0, 30.0], [W + 5.0, 30.0]])  # partly inside: kept at min_visible=0
+    prev = FrameResult(0, 0.0, Keypoints(edge, np.ones(2)), (0, 0, W, H))
+    assert tracker(dot_frames(1)[0], prev) != (0, 0, 40, 40) and not tracker.redetected
+
+
 def test_face_roi_without_cascade_finds_the_dot_with_the_detector(monkeypatch):
     import lkdetect.roi as roi_module
 
