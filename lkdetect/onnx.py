@@ -72,6 +72,17 @@ def export_onnx(model: Any, metadata: dict[str, Any] | None, path: str | Path, o
     """
     import onnx
 
+    proto = onnx_model(model, metadata, opset)
+    path = Path(path)
+    atomic_write(path, lambda tmp: onnx.save(proto, tmp))
+    log.info("exported %s (opset %d)", path, opset)
+    return path
+
+
+def onnx_model(model: Any, metadata: dict[str, Any] | None, opset: int = 17) -> Any:
+    """The checked ``onnx.ModelProto`` that :func:`export_onnx` writes (arguments and errors as there)."""
+    import onnx
+
     network = getattr(model, "network", model)
     if metadata is None:
         metadata = getattr(model, "metadata", None)
@@ -108,10 +119,8 @@ def export_onnx(model: Any, metadata: dict[str, Any] | None, path: str | Path, o
         f"lkdetect keypoint detector: images (N, 3, {size[0]}, {size[1]}) RGB [0, 1] -> keypoints, scores"
     )
     onnx.checker.check_model(proto, full_check=True)
-    path = Path(path)
-    atomic_write(path, lambda tmp: onnx.save(proto, tmp))
-    log.info("exported %s (K=%d, input %dx%d, opset %d)", path, k, size[0], size[1], opset)
-    return path
+    log.debug("traced the network to ONNX (K=%d, input %dx%d, opset %d)", k, size[0], size[1], opset)
+    return proto
 
 
 def _fix_output_shapes(proto: Any, k: int) -> None:
@@ -151,7 +160,8 @@ class OnnxDetector(BaseDetector):
     """A detector on onnxruntime: the same ``detect`` / ``detect_batch`` / ``detect_video`` as ``Detector``.
 
     Args:
-        path: an ``.onnx`` file written by :func:`export_onnx` (or ``lkdetect export``).
+        path: an ``.onnx`` file written by :func:`export_onnx` (or ``lkdetect export``); :meth:`load` also takes
+            lkdetect weights and exports them in memory.
         providers: onnxruntime execution providers; default ``["CPUExecutionProvider"]``.
         threads: onnxruntime ``intra_op_num_threads`` (``None``: onnxruntime's default).
         tta: test-time augmentation, as :meth:`lkdetect.Detector.load` (off by default).
@@ -170,11 +180,57 @@ class OnnxDetector(BaseDetector):
         tta: Any = None,
         refine: Any = None,
     ):
-        import onnxruntime as ort
-
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"ONNX model {path} not found")
+        self._start(str(path), path, providers, threads, tta, refine)
+
+    @classmethod
+    def load(
+        cls,
+        name_or_path: str | Path | None = None,
+        providers: Sequence[str] | None = None,
+        threads: int | None = None,
+        tta: Any = None,
+        refine: Any = None,
+    ) -> OnnxDetector:
+        """An ``.onnx`` file, or lkdetect weights run on onnxruntime without an export step.
+
+        Args:
+            name_or_path: a path ending in ``.onnx`` (read as the constructor does), or what
+                :meth:`lkdetect.Detector.load` takes: ``None`` (the shipped face detector), a shipped name or a
+                ``.safetensors`` file, exported in memory (about half a second; nothing is written).
+            providers, threads, tta, refine: as the constructor.
+
+        Raises:
+            FileNotFoundError, CheckpointError: as the constructor and :meth:`lkdetect.Detector.load`.
+        """
+        if isinstance(name_or_path, (str, Path)) and Path(name_or_path).suffix.lower() == ".onnx":
+            return cls(name_or_path, providers, threads, tta, refine)
+        from .weights import load_weights, resolve_weights
+
+        path = resolve_weights(name_or_path)
+        network, metadata = load_weights(path)
+        model = onnx_model(network, metadata).SerializeToString()
+        detector = cls.__new__(cls)
+        detector._start(model, path, providers, threads, tta, refine)
+        return detector
+
+    def _start(
+        self,
+        model: str | bytes,
+        path: Path,
+        providers: Sequence[str] | None,
+        threads: int | None,
+        tta: Any,
+        refine: Any,
+    ) -> None:
+        """Open the onnxruntime session on ``model`` (a file name or the serialised model), check its metadata.
+
+        ``path`` is the file it came from (the ``.onnx`` file, or the weights exported in memory).
+        """
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
         if threads is not None:
             if threads < 1:
@@ -182,9 +238,7 @@ class OnnxDetector(BaseDetector):
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         try:
-            self.session = ort.InferenceSession(
-                str(path), options, providers=list(providers or ["CPUExecutionProvider"])
-            )
+            self.session = ort.InferenceSession(model, options, providers=list(providers or ["CPUExecutionProvider"]))
         except Exception as e:  # onnxruntime raises its own (pybind) exception types
             raise CheckpointError(f"{path} is not a readable ONNX model: {type(e).__name__}: {e}") from e
         props = dict(self.session.get_modelmeta().custom_metadata_map)
@@ -254,4 +308,4 @@ def _check_model(path: Path, props: dict[str, str], session: Any) -> dict[str, A
     }
 
 
-__all__ = ["FORMAT", "OnnxDetector", "export_onnx", "metadata_props"]
+__all__ = ["FORMAT", "OnnxDetector", "export_onnx", "metadata_props", "onnx_model"]

@@ -6,6 +6,10 @@ import argparse
 
 from lkdetect.refine import Refine
 
+ONNX_HELP = (
+    "run on onnxruntime: an .onnx model (lkdetect export), or detector weights (a shipped name such as faces, or "
+    "a .safetensors file) exported in memory"
+)
 TTA_HELP = "test-time augmentation: average mirrored views x scales 0.9, 1, 1.1 (6 network passes per image)"
 
 

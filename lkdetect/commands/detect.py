@@ -7,12 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-from . import TTA_HELP, add_refine_argument
+from . import ONNX_HELP, TTA_HELP, add_refine_argument
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
-    p.add_argument("--weights", default=None, help="weights file or shipped name (default: the face detector)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--weights", default=None, help="weights file or shipped name (default: the face detector)")
+    src.add_argument("--onnx", default=None, metavar="MODEL", help=ONNX_HELP)
     p.add_argument("--tta", action="store_true", help=TTA_HELP)
     add_refine_argument(p)
     p.add_argument("--out", default=None, metavar="DIR", help="write annotated images DIR/<name>_keypoints.png")
@@ -40,7 +42,14 @@ def run(args: argparse.Namespace) -> int:
     from lkdetect import Detector
 
     box = parse_box(args.box)
-    detector = Detector.load(args.weights, device=args.device, tta=args.tta, refine=args.refine)
+    if args.onnx:
+        if args.device != "cpu":
+            raise ValueError(f"--device {args.device} applies to the PyTorch detector; --onnx runs on the CPU")
+        from lkdetect.onnx import OnnxDetector
+
+        detector = OnnxDetector.load(args.onnx, tta=args.tta, refine=args.refine)
+    else:
+        detector = Detector.load(args.weights, device=args.device, tta=args.tta, refine=args.refine)
     results = []
     out_dir = Path(args.out) if args.out else None
     if out_dir:

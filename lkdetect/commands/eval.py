@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from . import TTA_HELP, add_refine_argument
+from . import ONNX_HELP, TTA_HELP, add_refine_argument
 
 BENCHMARKS = ("mafl", "celeba-wild", "cub", "mtfl")
 
@@ -16,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", required=True, help="dataset folder in its official layout")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--weights", help="lkdetect weights (.safetensors) for the PyTorch detector")
-    src.add_argument("--onnx", help="ONNX model for onnxruntime")
+    src.add_argument("--onnx", metavar="MODEL", help=ONNX_HELP)
     p.add_argument("--classes", default=None, help="CUB only: comma-separated class ids, e.g. 1,2,3 (default: all)")
     p.add_argument("--out", default=None, help="folder for report.json, report.md, ced.png, best_worst.png")
     p.add_argument("--bias", action="store_true", help="regression with a bias term (the protocol has none)")
@@ -49,7 +49,7 @@ def load_detector(args: argparse.Namespace) -> Any:
     if args.onnx:
         from lkdetect.onnx import OnnxDetector
 
-        return OnnxDetector(args.onnx, tta=getattr(args, "tta", False), refine=getattr(args, "refine", None))
+        return OnnxDetector.load(args.onnx, tta=getattr(args, "tta", False), refine=getattr(args, "refine", None))
     from lkdetect.detector import Detector
 
     return Detector.load(args.weights, tta=getattr(args, "tta", False), refine=getattr(args, "refine", None))

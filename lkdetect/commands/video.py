@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from . import TTA_HELP, add_refine_argument
+from . import ONNX_HELP, TTA_HELP, add_refine_argument
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--roi", default="full", help="region of interest: face, full, or a fixed box x,y,w,h")
     p.add_argument("--no-smooth", action="store_true", help="no temporal (One-Euro) smoothing")
     p.add_argument("--weights", default=None, help="detector weights (.safetensors); default: the shipped detector")
-    p.add_argument("--onnx", default=None, metavar="MODEL", help="run an exported ONNX model on onnxruntime instead")
+    p.add_argument("--onnx", default=None, metavar="MODEL", help=ONNX_HELP)
     p.add_argument("--min-cutoff", type=float, default=1.0, help="One-Euro minimum cutoff in Hz (lower: smoother)")
     p.add_argument("--beta", type=float, default=0.05, help="One-Euro speed coefficient in 1/px (higher: less lag)")
     p.add_argument("--batch-size", type=int, default=16, help="frames per detector call")
@@ -52,7 +52,7 @@ def load_onnx(model: str, threads: int = 0) -> Any:
     """The onnxruntime detector of ``--onnx`` (imported lazily: plain runs never load onnxruntime)."""
     from lkdetect.onnx import OnnxDetector
 
-    return OnnxDetector(model, threads=threads or None)
+    return OnnxDetector.load(model, threads=threads or None)
 
 
 class BackgroundWriter:

@@ -171,14 +171,16 @@ def test_cli_cub_classes_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
 
 
 def test_load_detector_contract(monkeypatch: pytest.MonkeyPatch) -> None:
-    """--weights -> lkdetect.detector.Detector.load(W); --onnx -> lkdetect.onnx.OnnxDetector(M), imported lazily."""
+    """--weights -> Detector.load(W); --onnx -> OnnxDetector.load(M), from lkdetect.detector / lkdetect.onnx, lazily."""
     import argparse
 
     from lkdetect.commands.eval import load_detector
 
     torch_mod, onnx_mod = types.ModuleType("lkdetect.detector"), types.ModuleType("lkdetect.onnx")
     torch_mod.Detector = type("Detector", (), {"load": staticmethod(lambda w, tta, refine: ("torch", w, tta, refine))})
-    onnx_mod.OnnxDetector = lambda m, tta, refine: ("onnx", m, tta, refine)
+    onnx_mod.OnnxDetector = type(
+        "OnnxDetector", (), {"load": staticmethod(lambda m, tta, refine: ("onnx", m, tta, refine))}
+    )
     monkeypatch.setitem(sys.modules, "lkdetect.detector", torch_mod)
     monkeypatch.setitem(sys.modules, "lkdetect.onnx", onnx_mod)
     args = argparse.Namespace(weights="a.safetensors", onnx=None, tta=False, refine=None)

@@ -162,6 +162,42 @@ def test_bad_files_raise_naming_expected_and_found(model, tmp_path):
         OnnxDetector(model, threads=0)
 
 
+def test_load_exports_weights_in_memory(weights, onnx_det, det, model):
+    before = sorted(p.name for p in weights.parent.iterdir())
+    loaded = OnnxDetector.load(weights, threads=1, refine=True)
+    assert sorted(p.name for p in weights.parent.iterdir()) == before  # nothing written next to the weights
+    meta = loaded.metadata
+    assert meta["path"] == str(weights) and meta["sha256"] == det.metadata["sha256"] == meta["source_weights_sha256"]
+    assert meta["network"] == det.metadata["network"] and loaded.refine is not None
+    assert "OnnxDetector(tiny.safetensors, K=4, input=32x48" in repr(loaded)
+    x = torch.rand(3, 3, *SIZE)
+    for a, b in zip(loaded.session.run(None, {"images": x.numpy()}), onnx_det.session.run(None, {"images": x.numpy()})):
+        np.testing.assert_array_equal(a, b)  # the same graph as the exported file
+    image = rgb(50, 70, 8)
+    det.refine = True
+    try:
+        np.testing.assert_allclose(loaded.detect(image).xy, det.detect(image).xy, atol=1e-3)
+    finally:
+        det.refine = None
+    by_file = OnnxDetector.load(str(model))  # an .onnx path reads the file
+    assert by_file.metadata["path"] == str(model)
+
+
+def test_load_errors(weights, tmp_path):
+    with pytest.raises(FileNotFoundError, match="detector weights .* not found"):
+        OnnxDetector.load(tmp_path / "missing.safetensors")
+    with pytest.raises(FileNotFoundError, match="ONNX model .* not found"):
+        OnnxDetector.load(tmp_path / "missing.onnx")
+    with pytest.raises(FileNotFoundError, match="no shipped detector 'nope'"):
+        OnnxDetector.load("nope")
+    with pytest.raises(TypeError, match="expected a weights name, a path or None, got int"):
+        OnnxDetector.load(3)
+    not_weights = tmp_path / "x.safetensors"
+    not_weights.write_bytes(b"\x00" * 16)
+    with pytest.raises(CheckpointError):
+        OnnxDetector.load(not_weights)
+
+
 def test_export_rejects_metadata_that_does_not_fit(det, tmp_path):
     with pytest.raises(ValueError, match="expected K = 4, found num_keypoints 5"):
         export_onnx(det.network, {**det.metadata, "num_keypoints": 5}, tmp_path / "m.onnx")
@@ -203,6 +239,33 @@ def test_eval_and_video_commands_load_the_onnx_model(model, weights, tmp_path):
     assert len(results["--onnx"]) == 4
     np.testing.assert_allclose(results["--onnx"], results["--weights"], atol=1e-3)
     assert cli(["video", str(video), "--onnx", str(model), "--weights", str(weights), "--no-progress"]) == 2
+    js = tmp_path / "in_memory.jsonl"  # --onnx also takes weights, exported in memory
+    assert cli(["video", str(video), "--onnx", str(weights), "--json", str(js), "--no-smooth", "--no-progress"]) == 0
+    in_memory = [json.loads(line)["xy"] for line in js.read_text().splitlines()]
+    np.testing.assert_allclose(in_memory, results["--onnx"], atol=1e-5)
+    loaded = load_detector(argparse.Namespace(weights=None, onnx=str(weights)))
+    assert isinstance(loaded, OnnxDetector) and loaded.metadata["path"] == str(weights)
+
+
+def test_detect_command_on_onnxruntime(weights, model, det, tmp_path, capsys):
+    image = tmp_path / "im.png"
+    from PIL import Image
+
+    Image.fromarray(rgb(40, 56, 9)).save(image)
+    docs = {}
+    for flag, source in (("--weights", weights), ("--onnx", model), ("--onnx", weights)):
+        assert cli(["detect", str(image), flag, str(source), "--json", "-"]) == 0
+        docs[(flag, str(source))] = json.loads(capsys.readouterr().out)
+    ref = np.array(docs[("--weights", str(weights))]["results"][0]["xy"])
+    for key, doc in docs.items():
+        np.testing.assert_allclose(doc["results"][0]["xy"], ref, atol=1e-3, err_msg=str(key))
+    assert docs[("--onnx", str(weights))]["weights_sha256"] == det.metadata["sha256"]
+    with pytest.raises(SystemExit) as exit_info:  # argparse's mutually exclusive group
+        cli(["detect", str(image), "--onnx", str(model), "--weights", str(weights)])
+    assert exit_info.value.code == 2
+    assert "not allowed with" in capsys.readouterr().err
+    assert cli(["detect", str(image), "--onnx", str(model), "--device", "cuda"]) == 2
+    assert "--device cuda applies to the PyTorch detector" in capsys.readouterr().err
 
 
 def test_shipped_face_detector_parity_on_real_faces(data_root, tmp_path):
