@@ -183,7 +183,7 @@ def test_load_exports_weights_in_memory(weights, onnx_det, det, model):
     assert by_file.metadata["path"] == str(model)
 
 
-def test_load_errors(weights, tmp_path):
+def test_load_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="detector weights .* not found"):
         OnnxDetector.load(tmp_path / "missing.safetensors")
     with pytest.raises(FileNotFoundError, match="ONNX model .* not found"):
