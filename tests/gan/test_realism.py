@@ -1,0 +1,85 @@
+"""gan.realism: a fixed feature network, and KID / two-sample classifier on known cases."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import gan
+from gan.realism import (
+    REALISM_VERSION,
+    FeatureNet,
+    c2st,
+    features,
+    gaussian_blur,
+    kid,
+    realism,
+    reference_images,
+)
+
+
+def scenes(n: int, seed: int, res: int = 32) -> torch.Tensor:
+    """Stand-ins for real images: smooth colour fields, one sharp square and fine texture, in [0, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    img = F.interpolate(torch.rand(n, 3, 4, 4, generator=g), size=(res, res), mode="bilinear", align_corners=False)
+    for i in range(n):
+        x0, y0 = torch.randint(0, res - 10, (2,), generator=g).tolist()
+        img[i, :, y0 : y0 + 8, x0 : x0 + 8] = torch.rand(3, 1, 1, generator=g)
+    return (img + 0.1 * torch.randn(img.shape, generator=g)).clamp(0, 1)
+
+
+def test_feature_network_is_fixed_whatever_the_global_seed():
+    x = scenes(3, 0)
+    torch.manual_seed(123)
+    f1 = features(x)
+    torch.manual_seed(456)
+    f2 = features(x)
+    assert torch.equal(f1, f2) and f1.shape == (3, 2 * sum((32, 64, 128, 256)))
+    assert torch.equal(FeatureNet().convs[0].weight, FeatureNet().convs[0].weight)
+    # uint8 input is read as 0..255
+    assert torch.allclose(features((x * 255).round().to(torch.uint8)), f1, atol=0.05 * f1.abs().max().item())
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        features(torch.zeros(2, 1, 8, 8))
+
+
+def test_known_cases_real_is_near_zero_blur_above_noise_far_above():
+    real, other = scenes(100, 1), scenes(100, 2)
+    fr = features(real)
+    f_other, f_blur = features(other), features(gaussian_blur(other, 1.0))
+    f_noise = features(torch.rand(other.shape, generator=torch.Generator().manual_seed(3)))
+    k_real, k_blur, k_noise = (kid(fr, f)["kid_x1000"] for f in (f_other, f_blur, f_noise))
+    assert abs(k_real) < kid(fr, f_other)["kid_x1000_spread"]  # within its own noise of 0
+    assert k_blur > 10 and k_blur > k_real + 10
+    assert k_noise > 20 * k_blur
+    a_real, a_blur = c2st(fr, f_other), c2st(fr, f_blur)
+    assert 0.35 < a_real < 0.6 and a_blur > 0.85
+    assert c2st(fr, f_other) == a_real  # seeded: the same number twice
+
+
+def test_kid_matches_the_unbiased_estimate_written_out_and_separates_shifted_sets():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(5, 3, generator=g, dtype=torch.float64), torch.randn(6, 3, generator=g, dtype=torch.float64)
+    s = x.square().mean().sqrt()
+    k = lambda u, v: ((u / s) @ (v / s) / 3 + 1) ** 3  # noqa: E731
+    xx = sum(k(x[i], x[j]) for i in range(5) for j in range(5) if i != j) / 20
+    yy = sum(k(y[i], y[j]) for i in range(6) for j in range(6) if i != j) / 30
+    xy = sum(k(x[i], y[j]) for i in range(5) for j in range(6)) / 30
+    assert kid(x, y)["kid_x1000"] == pytest.approx(1000 * (xx + yy - 2 * xy).item(), rel=1e-9)
+    f1, f2 = (torch.randn(200, 8, generator=g, dtype=torch.float64) for _ in range(2))
+    same = kid(f1, f2)
+    assert abs(same["kid_x1000"]) < 3 * same["kid_x1000_spread"]
+    assert kid(f1, f2 + 1)["kid_x1000"] > 100 * max(abs(same["kid_x1000"]), same["kid_x1000_spread"])
+    with pytest.raises(ValueError, match="at least 4"):
+        kid(f1[:3], f2)
+
+
+def test_realism_of_a_generator_against_uint8_images():
+    torch.manual_seed(0)
+    g = gan.Generator(gan.get_config("tiny").model).eval().requires_grad_(False)
+    data = (scenes(24, 5) * 255).round().to(torch.uint8)
+    out = realism(g, data, n=12)
+    assert out["realism_version"] == REALISM_VERSION and out["realism_n"] == 12 and out["realism_real_n"] == 12
+    assert out["kid_x1000"] > 0 and 0.5 <= out["c2st_acc"] <= 1
+    assert torch.equal(reference_images(data, 12), reference_images(data, 12))
+    assert realism(g, data, n=12) == out
