@@ -54,6 +54,8 @@ class TrainConfig:
     sample_every: int = 500  # iterations between sample grids and keypoint diagnostics
     log_every: int = 20  # iterations between stats.jsonl lines
     n_diag: int = 64  # samples used for keypoint diagnostics
+    n_metric_pairs: int = 16  # sample pairs for the swap metrics (gan/metrics.py) at each snapshot; 0 = off
+    n_realism: int = 0  # images per side for the realism measure (gan/realism.py) at each snapshot; 0 = off
     seed: int = 0
     threads: int = 0  # torch threads; 0 = leave torch's default
 

@@ -1,9 +1,12 @@
 """Turn a training run into release weights: the EMA generator, its sample grid and a model card.
 
     python -m gan.release RUN_DIR --name faces --data "MTFL training images (10,000), no landmarks" [--out weights]
+        [--real ../shared/data/mtfl80]
 
 Writes ``<out>/<name>_gan.safetensors`` (metadata: config, step, images seen, wall time, machine, source
-checkpoint hash), ``<out>/<name>_gan_samples.png`` and ``<out>/<name>_gan.md`` with the keypoint diagnostics.
+checkpoint hash, the label-free metrics of gan/metrics.py on 128 pairs and, with ``--real``, the realism measure
+of gan/realism.py), ``<out>/<name>_gan_samples.png`` and ``<out>/<name>_gan.md`` with the keypoint diagnostics
+and those metrics.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ import torch
 
 from .checkpoint import file_sha256, load_generator, save_generator
 from .diagnostics import keypoint_report
+from .metrics import gan_metrics, rounded
 from .sampling import sample
+from .train import read_stats
 from .viz import sample_grid, save_png
 
 
@@ -34,11 +39,20 @@ def machine_description() -> str:
     return f"{os.cpu_count()} x {cpu}, torch {torch.__version__}"
 
 
-def release(run_dir: str | Path, name: str, data: str, out: str | Path = "weights", machine: str | None = None) -> Path:
+def release(
+    run_dir: str | Path,
+    name: str,
+    data: str,
+    out: str | Path = "weights",
+    machine: str | None = None,
+    real: str | Path | None = None,
+    n_pairs: int = 128,
+) -> Path:
+    """Release weights, samples and card from ``run_dir``; ``real``: training-data folder for the realism measure."""
     run_dir, out = Path(run_dir), Path(out)
     src = run_dir / "generator_ema.safetensors"
     g, info = load_generator(src)
-    stats = [json.loads(x) for x in (run_dir / "stats.jsonl").read_text().splitlines() if x.strip()]
+    stats = read_stats(run_dir / "stats.jsonl")
     speeds = [r["images_per_s"] for r in stats if "images_per_s" in r]
     info = {
         **info,
@@ -47,6 +61,7 @@ def release(run_dir: str | Path, name: str, data: str, out: str | Path = "weight
         "machine": machine or machine_description(),
         "source_sha256": file_sha256(src),
         "mean_images_per_s": round(sum(speeds) / max(len(speeds), 1), 1),
+        "metrics": label_free_metrics(g, real, n_pairs),
     }
     weights = out / f"{name}_gan.safetensors"
     save_generator(weights, g, info)
@@ -75,9 +90,49 @@ tau = {m.tau} |
 - share of keypoints inside the central 70 % of the image: {diag["kp_central"]:.3f}
 - locality: when one keypoint moves by {m.resolution / 16:.0f} px, {100 * diag["locality"]:.1f} % of the image change
   falls within {m.resolution / 8:.0f} px of it (chance: {100 * diag["locality_chance"]:.1f} %)
-"""
+
+{metrics_section(info["metrics"])}"""
     (out / f"{name}_gan.md").write_text(card)
     return weights
+
+
+def label_free_metrics(g: object, real: str | Path | None = None, n_pairs: int = 128) -> dict[str, object]:
+    """gan/metrics.py on ``n_pairs`` pairs and, with ``real`` (a training-data folder), gan/realism.py."""
+    out = gan_metrics(g, n_pairs)
+    if real is not None:
+        from .realism import realism
+
+        out.update(realism(g, real))
+        out["realism_data"] = str(real)
+    return rounded(out)
+
+
+def metrics_section(mt: dict[str, object]) -> str:
+    """Markdown of :func:`label_free_metrics` output for a model card."""
+    lines = [
+        f"## Label-free metrics ({mt['pairs']} sample pairs, metrics version {mt['metrics_version']}; "
+        "`python -m gan.metrics --gan WEIGHTS`)",
+        "| swap between two samples | change in the keypoint region, share of swapping all appearance | outside |",
+        "|---|---|---|",
+        f"| all keypoint embeddings | {mt['app_share_region']:.2f} | {mt['app_share_outside']:.2f} |",
+        f"| background embedding only | {mt['bg_share_region']:.2f} | {mt['bg_share_outside']:.2f} |",
+        "",
+        f"- region: pixels within 12 % of the image side of a keypoint ({100 * mt['region_area']:.0f} % of the "
+        f"image); swapping all appearance changes it by {mt['change_all_region_255']:.1f} / 255 "
+        f"({mt['change_all_outside_255']:.1f} outside)",
+        f"- one part's embedding swapped: {100 * mt['swap_locality']:.1f} % of the change within R / 8 of its "
+        f"keypoint (chance {100 * mt['swap_locality_chance']:.1f} %, ratio {mt['swap_locality_ratio']:.2f}); "
+        f"mean change {mt['swap_change_255']:.2f} / 255",
+    ]
+    if "cpd" in mt:
+        lines.append(f"- CPD (mean |correlation| of one-part swap difference maps, off-diagonal): {mt['cpd']:.3f}")
+    if "c2st_acc" in mt:
+        lines.append(
+            f"- realism ({mt['realism_version']}, {mt['realism_n']} images per side against {mt['realism_data']}): "
+            f"KID x 1000 {mt['kid_x1000']:.2f} (spread {mt['kid_x1000_spread']:.2f}), "
+            f"two-sample classifier accuracy {mt['c2st_acc']:.3f} (0.5 = indistinguishable)"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -87,8 +142,10 @@ def main() -> None:
     ap.add_argument("--data", required=True, help="description of the training data for the model card")
     ap.add_argument("--out", default="weights")
     ap.add_argument("--machine", default=None, help="machine description (default: this one)")
+    ap.add_argument("--real", default=None, help="training-data folder: also measure realism (gan/realism.py)")
+    ap.add_argument("--pairs", type=int, default=128, help="sample pairs for the label-free metrics")
     args = ap.parse_args()
-    print(release(args.run_dir, args.name, args.data, args.out, args.machine))
+    print(release(args.run_dir, args.name, args.data, args.out, args.machine, args.real, args.pairs))
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from .discriminator import Discriminator
 from .generator import Generator
 from .losses import d_logistic_loss, g_nonsaturating_loss, gradient_penalty
 from .malloc import retain_freed_memory
+from .metrics import gan_metrics, rounded
 from .sampling import sample
 from .viz import sample_grid, save_png
 
@@ -109,6 +110,7 @@ class Trainer:
         self.images_seen = 0
         self.wall_time = 0.0
         self._stop = False
+        self._real_features: torch.Tensor | None = None  # realism reference, computed at the first snapshot
 
         ckpt = self.run_dir / CHECKPOINT
         if ckpt.exists() and not resume:
@@ -299,7 +301,8 @@ class Trainer:
 
     @torch.no_grad()
     def snapshot(self) -> dict[str, Any]:
-        """Sample grid of the EMA generator (keypoints drawn) and keypoint diagnostics into stats.jsonl."""
+        """Sample grid of the EMA generator (keypoints drawn), keypoint diagnostics and the label-free metrics
+        (:meth:`label_free_metrics`, as ``"metrics"``) into stats.jsonl."""
         if self.rank != 0:
             return {}
         s = sample(self.G_ema, 32, seed=0)
@@ -307,9 +310,27 @@ class Trainer:
         save_png(grid, self.run_dir / "samples" / f"step_{self.step:07d}.png")
         save_png(grid, self.run_dir / "samples" / "latest.png")
         diag = keypoint_report(self.G_ema, n=self.cfg.train.n_diag)
-        self._log({"step": self.step, "diag": diag})
-        log.info("step %d keypoints: %s", self.step, diag)
+        metrics = self.label_free_metrics()
+        self._log({"step": self.step, "diag": diag, **({"metrics": metrics} if metrics else {})})
+        log.info("step %d keypoints: %s metrics: %s", self.step, diag, metrics)
         return diag
+
+    @torch.no_grad()
+    def label_free_metrics(self) -> dict[str, Any]:
+        """Swap metrics on ``train.n_metric_pairs`` fixed pairs (gan/metrics.py; without the CPD matrix) and, with
+        ``train.n_realism`` > 0, the realism measure against that many fixed training images (gan/realism.py)."""
+        t = self.cfg.train
+        out: dict[str, Any] = {}
+        if t.n_metric_pairs > 0:
+            out.update(rounded(gan_metrics(self.G_ema, t.n_metric_pairs)))
+            out.pop("cpd_matrix", None)
+        if t.n_realism > 0:
+            from .realism import features, realism_from_features, reference_images
+
+            if self._real_features is None:
+                self._real_features = features(reference_images(self.images, t.n_realism))
+            out.update(rounded(realism_from_features(self.G_ema, self._real_features, t.n_realism)))
+        return out
 
     # ----------------------------------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -385,14 +406,40 @@ class Trainer:
         log.info("resumed %s at step %d", path, self.step)
 
     def _truncate_stats(self) -> None:
-        """Drop stats.jsonl lines logged after the checkpoint (a killed run logs past it), so steps stay unique."""
+        """Drop stats.jsonl lines logged after the checkpoint (a killed run logs past it), so steps stay unique;
+        a torn last line (a kill during the write) is dropped with a warning: the checkpoint is the truth."""
         path = self.run_dir / "stats.jsonl"
         if self.rank != 0 or not path.exists():
             return
         lines = path.read_text().splitlines()
-        keep = [x for x in lines if x.strip() and json.loads(x).get("step", 0) <= self.step]
+        keep = [line for line, r in stats_lines(path, lines) if r.get("step", 0) <= self.step]
         if len(keep) != len(lines):
             path.write_text("".join(k + "\n" for k in keep))
+
+
+def stats_lines(path: str | Path, lines: list[str] | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """(line, record) of every non-empty line of a stats.jsonl; a torn last line is skipped with a warning.
+
+    Raises:
+        CheckpointError: a line other than the last is not JSON (naming the file and line).
+    """
+    path = Path(path)
+    lines = path.read_text().splitlines() if lines is None else lines
+    numbered = [(n, x) for n, x in enumerate(lines, 1) if x.strip()]
+    out = []
+    for i, (n, line) in enumerate(numbered):
+        try:
+            out.append((line, json.loads(line)))
+        except json.JSONDecodeError as e:
+            if i < len(numbered) - 1:
+                raise CheckpointError(f"{path}:{n} is not a JSON line ({e}); remove or fix that line") from e
+            log.warning("%s: dropping its torn last line %d (%s): %.80r", path, n, e, line)
+    return out
+
+
+def read_stats(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a stats.jsonl (see :func:`stats_lines`)."""
+    return [r for _, r in stats_lines(path)]
 
 
 def install_stop_handlers(stop: Callable[[], None]) -> dict:

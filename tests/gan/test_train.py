@@ -2,6 +2,7 @@
 
 import copy
 import json
+import logging
 
 import pytest
 import torch
@@ -96,6 +97,45 @@ def test_release_writes_weights_grid_and_card(tmp_path):
     assert (tmp_path / "weights" / "toy_gan_samples.png").is_file()
     card = (tmp_path / "weights" / "toy_gan.md").read_text()
     assert "| iterations | 4 " in card and "locality" in card
+    m = info["metrics"]
+    assert m["pairs"] == 128 and 0 <= m["app_share_region"] <= 1.5 and "cpd" in m and "cpd_matrix" in m
+    assert f"| all keypoint embeddings | {m['app_share_region']:.2f} |" in card and "CPD" in card
+
+
+def test_snapshot_logs_the_label_free_metrics(tmp_path):
+    cfg = get_config("tiny", {"train.n_metric_pairs": 3, "train.n_realism": 6, "train.sample_every": 2})
+    Trainer(cfg, images(), tmp_path).fit(2, progress=False)
+    rec = next(json.loads(x) for x in (tmp_path / "stats.jsonl").read_text().splitlines() if "metrics" in x)
+    m = rec["metrics"]
+    assert rec["step"] == 2 and m["pairs"] == 3 and "cpd_matrix" not in m and 0 <= m["bg_share_region"] <= 1.5
+    assert m["realism_n"] == 6 and 0.5 <= m["c2st_acc"] <= 1 and "kid_x1000" in m
+    off = get_config("tiny", {"train.n_metric_pairs": 0, "train.sample_every": 2})
+    Trainer(off, images(), tmp_path / "off").fit(2, progress=False)
+    assert "metrics" not in (tmp_path / "off" / "stats.jsonl").read_text()
+
+
+def test_resume_drops_a_torn_last_stats_line(tmp_path, caplog):
+    cfg = get_config("tiny", {"train.checkpoint_every": 1000, "train.sample_every": 1000})
+    Trainer(cfg, images(), tmp_path).fit(3, progress=False)
+    stats = tmp_path / "stats.jsonl"
+    good = stats.read_text()
+    stats.write_text(good + '{"time": 0.1, "step": 4, "images"')  # killed during the write
+    with caplog.at_level(logging.WARNING, logger="gan.train"):
+        t = Trainer(cfg, images(), tmp_path, resume=True)
+    assert "torn last line" in caplog.text and str(stats) in caplog.text
+    assert stats.read_text() == good
+    t.fit(4, progress=False)
+    assert [json.loads(x)["step"] for x in stats.read_text().splitlines()][-1] == 4
+
+
+def test_resume_names_a_corrupt_stats_line_in_the_middle(tmp_path):
+    cfg = get_config("tiny", {"train.checkpoint_every": 1000, "train.sample_every": 1000})
+    Trainer(cfg, images(), tmp_path).fit(3, progress=False)
+    stats = tmp_path / "stats.jsonl"
+    lines = stats.read_text().splitlines()
+    stats.write_text("\n".join([lines[0], "{not json", *lines[1:]]) + "\n")
+    with pytest.raises(CheckpointError, match=r"stats.jsonl:2 is not a JSON line"):
+        Trainer(cfg, images(), tmp_path, resume=True)
 
 
 # step 0 also runs the lazy gradient penalty; "saturated": D rejects every fake with a logit near -100, where
