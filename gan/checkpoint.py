@@ -59,6 +59,8 @@ def load_state(path: str | Path, cfg: GANConfig | None = None) -> dict[str, Any]
         raise CheckpointError(f"cannot read training checkpoint {path}: {e}") from e
     if not isinstance(state, dict) or "config" not in state or "G" not in state:
         raise CheckpointError(f"{path} is not an lkdetect GAN training checkpoint")
+    # model options added after the checkpoint was written take their defaults, which are the old behaviour
+    state["config"]["model"] = {**_jsonable(ModelConfig().__dict__), **state["config"]["model"]}
     if cfg is not None and state["config"]["model"] != _jsonable(cfg.to_dict())["model"]:
         diff = {
             k: (v, state["config"]["model"].get(k))

@@ -30,6 +30,9 @@ class ModelConfig:
     g_channels: tuple[int, ...] = (96, 48, 24, 12)  # generator width per resolution, start .. output
     spade_hidden: int = 0  # hidden width of SPADE's gamma/beta branch; 0 = a single 1x1 conv (cheap)
     spade_kernel: int = 1  # kernel of SPADE's gamma/beta convs (1 = cheap, 3 = paper style)
+    spade_wide_until: int = 0  # spade_hidden / spade_kernel only at resolutions <= this (others 1x1); 0 = all
+    part_masks: str = "gaussian"  # "gaussian": H_k, H_bg = 1 - max H; "normalised": H_k / (sum H + level), GANSeg-like
+    mask_bg_level: float = 0.1  # "normalised" masks: background = level / (sum_k H_k + level)
     d_channels: tuple[int, ...] = (8, 16, 32, 64, 128)  # discriminator width per resolution, input ..
 
 
@@ -56,6 +59,7 @@ class TrainConfig:
     n_diag: int = 64  # samples used for keypoint diagnostics
     n_metric_pairs: int = 16  # sample pairs for the swap metrics (gan/metrics.py) at each snapshot; 0 = off
     n_realism: int = 0  # images per side for the realism measure (gan/realism.py) at each snapshot; 0 = off
+    diffaug: str = ""  # DiffAugment of D's real and fake inputs (gan/diffaug.py): "color,translation,cutout"; "" = off
     seed: int = 0
     threads: int = 0  # torch threads; 0 = leave torch's default
 
@@ -207,6 +211,14 @@ def validate(cfg: GANConfig) -> None:
         raise ValueError(f"model.tau must be > 0, got {m.tau}")
     if m.conditioning not in ("sum", "concat"):
         raise ValueError(f"model.conditioning must be 'sum' or 'concat', got {m.conditioning!r}")
+    if m.part_masks not in ("gaussian", "normalised") or m.mask_bg_level <= 0:
+        raise ValueError(
+            f"model.part_masks must be 'gaussian' or 'normalised' and model.mask_bg_level > 0, got "
+            f"{m.part_masks!r}, {m.mask_bg_level}"
+        )
+    bad = [p for p in t.diffaug.split(",") if p.strip() and p.strip() not in ("color", "translation", "cutout")]
+    if bad:
+        raise ValueError(f"train.diffaug takes color, translation, cutout (comma-separated), got {bad}")
     if t.amp not in ("auto", "bf16", "off"):
         raise ValueError(f"train.amp must be 'auto', 'bf16' or 'off', got {t.amp!r}")
     if t.batch_size < 1 or t.gp_every < 1:

@@ -24,6 +24,7 @@ from .keypoint_maps import (
     conditioning_map,
     gaussian_heatmaps,
     keypoint_offsets,
+    normalised_part_masks,
 )
 
 
@@ -262,8 +263,9 @@ class Generator(nn.Module):
         cc = conditioning_channels(k, d, cfg.conditioning)
         self.start = PositionalStart(k, cfg.g_channels[0])
         widths = [cfg.g_channels[0], *cfg.g_channels]
+        wide = [not cfg.spade_wide_until or res <= cfg.spade_wide_until for res in self.resolutions]
         self.blocks = nn.ModuleList(
-            SPADEResBlock(widths[i], widths[i + 1], cc, cfg.spade_hidden, cfg.spade_kernel)
+            SPADEResBlock(widths[i], widths[i + 1], cc, *((cfg.spade_hidden, cfg.spade_kernel) if wide[i] else (0, 1)))
             for i in range(len(cfg.g_channels))
         )
         self.to_rgb = nn.Conv2d(cfg.g_channels[-1], 3, 3, padding=1)
@@ -311,9 +313,13 @@ class Generator(nn.Module):
         return torch.tanh(self.to_rgb(F.leaky_relu(x, 0.2, inplace=True)))
 
     def conditioning(self, lat: Latents, size: int) -> Conditioning:
-        """Heatmaps (computed once per resolution, removed parts zeroed) with the background map appended."""
+        """Heatmaps (computed once per resolution, removed parts zeroed) with the background map appended; with
+        ``part_masks="normalised"`` the masks of :func:`~gan.keypoint_maps.normalised_part_masks` instead."""
         heat = gaussian_heatmaps(lat.keypoints, size, self.cfg.tau) * lat.visible[:, :, None, None]
-        maps = torch.cat((heat, background_map(heat)), dim=1)
+        if self.cfg.part_masks == "normalised":
+            maps = normalised_part_masks(heat, self.cfg.mask_bg_level)
+        else:
+            maps = torch.cat((heat, background_map(heat)), dim=1)
         embeds = torch.cat((lat.kp_embed, lat.bg_embed.unsqueeze(1)), dim=1)
         return Conditioning(maps, embeds, self.cfg.conditioning)
 

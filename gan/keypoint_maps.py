@@ -58,6 +58,17 @@ def background_map(heatmaps: torch.Tensor) -> torch.Tensor:
     return 1 - heatmaps.amax(dim=1, keepdim=True)
 
 
+def normalised_part_masks(heatmaps: torch.Tensor, bg_level: float) -> torch.Tensor:
+    """Part masks that share every pixel (GANSeg-style): ``M_k = H_k / (sum_j H_j + c)``, ``M_bg = c / (...)``.
+
+    Where a keypoint's Gaussian exceeds the background level ``c`` its part owns the pixel, split between
+    neighbouring parts in proportion to their heatmaps, so the parts tile the object instead of covering small
+    discs. (B, K, s, s) -> (B, K + 1, s, s), summing to 1 over the K + 1 channels; background last.
+    """
+    denom = heatmaps.sum(dim=1, keepdim=True) + bg_level
+    return torch.cat((heatmaps / denom, bg_level / denom), dim=1)
+
+
 def conditioning_map(
     heatmaps: torch.Tensor,
     kp_embed: torch.Tensor,

@@ -32,6 +32,7 @@ import torch.distributed as dist
 from .checkpoint import CheckpointError, load_state, save_generator, save_state
 from .config import GANConfig
 from .diagnostics import keypoint_report
+from .diffaug import diff_augment, parse_policy
 from .discriminator import Discriminator
 from .generator import Generator
 from .losses import d_logistic_loss, g_nonsaturating_loss, gradient_penalty
@@ -111,6 +112,7 @@ class Trainer:
         self.wall_time = 0.0
         self._stop = False
         self._real_features: torch.Tensor | None = None  # realism reference, computed at the first snapshot
+        self.diffaug = parse_policy(t.diffaug)
 
         ckpt = self.run_dir / CHECKPOINT
         if ckpt.exists() and not resume:
@@ -154,6 +156,12 @@ class Trainer:
             g.copy_(flat[offset : offset + g.numel()].view_as(g))
             offset += g.numel()
 
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        """D's view of a batch: DiffAugment (``train.diffaug``) when configured, else ``x`` itself."""
+        if not self.diffaug:
+            return x
+        return diff_augment(x, self.diffaug, self.rng).contiguous(memory_format=self.memory_format)
+
     def train_step(self, real: torch.Tensor) -> dict[str, float]:
         """One G step and one D step (with the lazy penalty when due); returns the losses.
 
@@ -175,10 +183,10 @@ class Trainer:
         gp = None
         if do_gp:  # the penalty needs its own pass over the reals (double backward)
             with self._autocast():
-                fake_logits = self.D(fake).float()
+                fake_logits = self.D(self._augment(fake)).float()
             loss_g = g_nonsaturating_loss(fake_logits)
             (grad_fake,) = torch.autograd.grad(loss_g, fake, retain_graph=True)
-            real = real.detach().requires_grad_(True)
+            real = self._augment(real.detach()).detach().requires_grad_(True)
             with self._autocast():
                 real_logits = self.D(real).float()
             loss_d = d_logistic_loss(real_logits, fake_logits)
@@ -186,7 +194,7 @@ class Trainer:
             (loss_d + gp * (t.gp_weight / 2 * t.gp_every)).backward(inputs=list(self.D.parameters()))
         else:
             with self._autocast():
-                logits = self.D(torch.cat((fake, real.detach()))).float()
+                logits = self.D(self._augment(torch.cat((fake, real.detach())))).float()
             fake_logits, real_logits = logits[:n], logits[n:]
             loss_g = g_nonsaturating_loss(fake_logits)
             loss_d = d_logistic_loss(real_logits, fake_logits)

@@ -1,0 +1,108 @@
+"""Issue 20 part 2 options (off by default): normalised part masks, SPADE hidden layers at low resolutions only,
+DiffAugment of D's inputs, and old checkpoints resuming under the new options' defaults."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import gan
+from gan.checkpoint import load_state, save_state
+from gan.diffaug import cutout, diff_augment, parse_policy, translation
+from gan.generator import SPADE
+from gan.keypoint_maps import gaussian_heatmaps, normalised_part_masks
+from gan.train import Trainer
+
+
+def images(n=16, res=32):
+    return torch.randint(0, 256, (n, 3, res, res), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+
+
+def test_defaults_are_todays_model():
+    m = gan.ModelConfig()
+    assert (m.part_masks, m.spade_wide_until, gan.TrainConfig().diffaug) == ("gaussian", 0, "")
+
+
+def test_normalised_masks_share_every_pixel_and_follow_the_nearest_keypoint():
+    kp = torch.tensor([[[-0.5, 0.0], [0.5, 0.0]]])
+    heat = gaussian_heatmaps(kp, 16, 0.025)
+    masks = normalised_part_masks(heat, 0.1)
+    assert masks.shape == (1, 3, 16, 16)
+    assert torch.allclose(masks.sum(1), torch.ones(1, 16, 16))
+    # pixel (row 8, col 3) is near keypoint 0: its part owns it; a corner belongs to the background
+    assert masks[0, 0, 8, 3] > 0.8 and masks[0, 2, 0, 0] > 0.99
+    # a part owns more area than the Gaussian disc it is built from (H > 0.5)
+    assert (masks[0, 0] > 0.5).sum() > (heat[0, 0] > 0.5).sum()
+
+
+def test_generator_with_normalised_masks_renders_and_removed_parts_change_it():
+    cfg = gan.get_config("tiny", {"model.part_masks": "normalised"}).model
+    torch.manual_seed(0)
+    g = gan.Generator(cfg).eval()
+    x, lat = g(*torch.randn(3, 2, cfg.z_dim))
+    assert x.shape == (2, 3, 32, 32) and torch.isfinite(x).all()
+    cond = g.conditioning(lat, 8)
+    assert torch.allclose(cond.maps.sum(1), torch.ones(2, 8, 8), atol=1e-6)
+    gone = g.render(gan.edit.remove_parts(lat, 0))
+    assert (gone - x).abs().max() > 1e-4
+
+
+def test_spade_hidden_layer_only_at_low_resolutions():
+    over = {"model.spade_hidden": 8, "model.spade_kernel": 3, "model.spade_wide_until": 8}
+    g = gan.Generator(gan.get_config("tiny", over).model)  # tiny: resolutions 4, 8, 16, 32
+    wide = [not b.spade1.factorised for b in g.blocks]
+    assert wide == [True, True, False, False]
+    assert g.blocks[0].spade1.branch[0].kernel_size == (3, 3) and g.blocks[3].spade1.branch.kernel_size == (1, 1)
+    assert all(isinstance(b.spade1, SPADE) for b in g.blocks)
+    x, _ = g(*torch.randn(3, 2, g.cfg.z_dim))
+    assert torch.isfinite(x).all()
+    everywhere = gan.Generator(gan.get_config("tiny", {**over, "model.spade_wide_until": 0}).model)
+    assert all(not b.spade1.factorised for b in everywhere.blocks)
+
+
+def test_diffaug_is_differentiable_seeded_and_does_what_it_says():
+    x = torch.randn(4, 3, 16, 16, requires_grad=True)
+    y1 = diff_augment(x, "color,translation,cutout", torch.Generator().manual_seed(0))
+    y2 = diff_augment(x, "color,translation,cutout", torch.Generator().manual_seed(0))
+    assert torch.equal(y1, y2) and y1.shape == x.shape
+    (g,) = torch.autograd.grad(y1.sum(), x)
+    assert torch.isfinite(g).all() and g.abs().sum() > 0
+    assert diff_augment(x, "", torch.Generator()) is x
+    # translation moves content by whole pixels, zeros coming in; cutout zeroes a quarter of the image
+    ones = torch.ones(8, 1, 16, 16)
+    t = translation(ones, torch.Generator().manual_seed(1))
+    assert set(t.unique().tolist()) <= {0.0, 1.0} and (t.sum((1, 2, 3)) >= 14 * 14).all()
+    c = cutout(ones, torch.Generator().manual_seed(1))
+    assert ((c == 0).sum((1, 2, 3)) <= 64).all() and (c == 0).any()
+    with pytest.raises(ValueError, match="unknown DiffAugment"):
+        parse_policy("colour")
+    with pytest.raises(ValueError, match="train.diffaug"):
+        gan.get_config("tiny", {"train.diffaug": "flip"})
+
+
+def test_training_with_diffaug_resumes_bit_identically(tmp_path):
+    over = {"train.diffaug": "color,translation,cutout", "train.gp_every": 2, "train.n_metric_pairs": 0}
+    cfg = gan.get_config("tiny", {**over, "train.checkpoint_every": 1000, "train.sample_every": 1000})
+    straight = Trainer(cfg, images(), tmp_path / "a")
+    straight.fit(4, progress=False)
+    half = Trainer(cfg, images(), tmp_path / "b")
+    half.fit(2, progress=False)
+    resumed = Trainer(cfg, images(), tmp_path / "b", resume=True)
+    resumed.fit(4, progress=False)
+    for p, q in zip(straight.G.state_dict().values(), resumed.G.state_dict().values()):
+        assert torch.equal(p, q)
+    real = straight.real_batch()
+    assert straight._augment(real).shape == real.shape and not torch.equal(straight._augment(real), real)
+
+
+def test_checkpoint_without_the_new_model_options_still_resumes(tmp_path):
+    cfg = gan.get_config("tiny", {"train.sample_every": 1000})
+    Trainer(cfg, images(), tmp_path).fit(2, progress=False)
+    state = load_state(tmp_path / "checkpoint.pt")
+    for key in ("part_masks", "mask_bg_level", "spade_wide_until"):
+        del state["config"]["model"][key]  # as written before these options existed
+    save_state(tmp_path / "checkpoint.pt", state)
+    assert Trainer(cfg, images(), tmp_path, resume=True).step == 2
+    other = gan.get_config("tiny", {"train.sample_every": 1000, "model.part_masks": "normalised"})
+    with pytest.raises(gan.CheckpointError, match="part_masks"):
+        Trainer(other, images(), tmp_path, resume=True)
