@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "video": ("lkdetect.commands.video", "detect keypoints in a video or camera stream (annotated video, JSON lines)"),
     "export": ("lkdetect.commands.export", "write detector weights as an ONNX model (onnxruntime deployment)"),
     "demo": ("lkdetect.commands.demo", "pictures of generated images, keypoints, edits and animations (index.html)"),
+    "editor": ("lkdetect.commands.editor", "edit generated images in the browser: drag keypoints, exchange parts"),
 }
 
 
