@@ -137,5 +137,8 @@ def test_channels_last_block_equals_contiguous_block():
         grads.append(torch.autograd.grad(y.square().sum(), [xi, maps, embeds, *block.parameters()]))
     assert is_channels_last(outs[1]) and not is_channels_last(outs[0])
     assert torch.allclose(outs[0], outs[1], atol=1e-5)
+    # conv1's bias feeds an instance norm: its true gradient is 0 and both paths give float32 rounding noise of
+    # about 1e-6 of the block's largest gradient (2e-4 here), so the absolute tolerance scales with that.
+    atol = 1e-6 * max(g.abs().max().item() for g in grads[0])
     for a, b in zip(*grads):
-        assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+        assert torch.allclose(a, b, atol=atol, rtol=1e-4)
