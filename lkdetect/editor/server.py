@@ -101,7 +101,10 @@ class EditorServer(ThreadingHTTPServer):
             return _static(path[len("/static/") :])
         if path == "/api/state" and method == "GET":
             _only(query, {"detect"})
-            return _view(s, query.get("detect") in ("1", "true"))
+            flag = query.get("detect", "0")
+            if flag not in ("0", "1", "false", "true"):
+                raise EditError(f"detect must be 0 or 1, got {flag!r}")
+            return _view(s, flag in ("1", "true"))
         if path == "/api/export.json" and method == "GET":
             _only(query, set())
             return "application/json", json.dumps(s.document(), indent=1).encode()
@@ -167,6 +170,7 @@ def _static(name: str) -> tuple[str, bytes]:
 class Handler(BaseHTTPRequestHandler):
     server: EditorServer
     protocol_version = "HTTP/1.1"  # keep-alive: a drag sends many small requests
+    timeout = 120  # seconds a connection may sit idle (or a body take to arrive) before its thread lets go
 
     def setup(self) -> None:
         super().setup()
@@ -186,6 +190,12 @@ class Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:  # noqa: N802
         self.handle_request("DELETE")
 
+    def do_PATCH(self) -> None:  # noqa: N802
+        self.handle_request("PATCH")
+
+    def do_OPTIONS(self) -> None:  # noqa: N802
+        self.handle_request("OPTIONS")
+
     def handle_request(self, method: str) -> None:
         try:
             body = self.read_body()
@@ -195,6 +205,8 @@ class Handler(BaseHTTPRequestHandler):
             with self.server.lock:
                 ctype, data = self.server.route(method, parts.path, query, body)
             self.send(HTTPStatus.OK, ctype, data)
+        except TimeoutError:  # a body that never came: drop the connection, nobody is listening for a reply
+            self.close_connection = True
         except RequestError as e:
             self.send_error_json(e.status, str(e))
         except HistoryError as e:

@@ -86,6 +86,8 @@ def page_image(driver) -> np.ndarray:
 
 def test_drag_exchange_detect_export_in_chromium(server, browser, out_dir):
     from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
 
     from gan.viz import to_pil
     from lkdetect.editor import render_edit
@@ -141,9 +143,33 @@ def test_drag_exchange_detect_export_in_chromium(server, browser, out_dir):
     assert [o["op"] for o in doc["ops"]] == ["move", "swap_embeddings"]
     np.testing.assert_array_equal(np.asarray(to_pil(render_edit(doc, gan=FACES_GAN))).astype(np.int16), swapped)
 
+    # An animation from the unedited sample to here, made in the page.
+    d.find_element("id", "gif").click()
+    WebDriverWait(d, 15).until(
+        lambda x: x.execute_script(
+            "const g = document.getElementById('gif-view');return !g.hidden && g.complete && g.naturalWidth > 0;"
+        )
+    )
+    assert d.execute_script("return document.getElementById('gif-view').naturalWidth;") == 64 * 4
+    d.save_screenshot(str(out_dir / "05_animation.png"))
+
     # Undo brings back the dragged image exactly.
     d.find_element("id", "undo").click()
     wait_idle(d, v)
-    d.save_screenshot(str(out_dir / "05_undone.png"))
+    d.save_screenshot(str(out_dir / "06_undone.png"))
     np.testing.assert_array_equal(page_image(d), moved)
+
+    # Several keypoints at once: click one handle, shift-click another, drag: one translate of both.
+    v = int(d.find_element("tag name", "body").get_attribute("data-version"))
+    d.find_element("id", "sel-none").click()
+    d.find_element("css selector", '#handles [data-part="3"]').click()
+    ActionChains(d).key_down(Keys.SHIFT).click(d.find_element("css selector", '#handles [data-part="4"]')).key_up(
+        Keys.SHIFT
+    ).perform()
+    handle = d.find_element("css selector", '#handles [data-part="4"]')
+    ActionChains(d).click_and_hold(handle).move_by_offset(0, 3 * scale).move_by_offset(0, 2 * scale).release().perform()
+    wait_idle(d, v)
+    d.save_screenshot(str(out_dir / "07_moved_two.png"))
+    last = server.session.document()["ops"][-1]
+    assert last["op"] == "translate" and last["parts"] == [3, 4] and last["offset"] == pytest.approx([0, 5], abs=0.5)
     assert d.find_element("id", "error").text == ""

@@ -148,6 +148,8 @@ BAD = [
     ("GET", "/static/../session.py", None, 404, "no such file"),
     ("GET", "/api/op", None, 405, "GET is not allowed on /api/op"),
     ("PUT", "/api/state", b"{}", 405, "PUT is not allowed"),
+    ("PATCH", "/api/op", b"{}", 405, "PATCH is not allowed"),
+    ("GET", "/api/state?detect=maybe", None, 400, "detect must be 0 or 1"),
 ]
 
 
