@@ -40,11 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return importlib.import_module(args._module).run(args) or 0
-    except (ValueError, TypeError, FileNotFoundError, KeyError) as e:
-        # Errors on user input: one clear line, no stack trace (use -v for one).
+    except (ValueError, TypeError, OSError, KeyError) as e:
+        # Errors on user input (a CheckpointError is a ValueError): one clear line, no stack trace (use -v for one).
         if args.verbose:
             raise
-        print(f"lkdetect {args.command}: error: {e}", file=sys.stderr)
+        message = e.args[0] if isinstance(e, KeyError) and len(e.args) == 1 else e  # str(KeyError) adds quotes
+        print(f"lkdetect {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -35,13 +35,23 @@ Box = Sequence[float]
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"cpu"`` (default everywhere), ``"cuda"``, ``"cuda:1"``, ... or ``"auto"`` (CUDA when available)."""
+    """``"cpu"`` (default everywhere), ``"cuda"``, ``"cuda:1"``, ... or ``"auto"`` (CUDA when available).
+
+    Raises:
+        ValueError: not a device name, or a device this machine does not have (the message lists those it has).
+    """
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except (RuntimeError, TypeError) as e:
         raise ValueError(f"expected a device such as 'cpu', 'cuda' or 'auto', got {device!r}") from e
+    n_cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if (dev.type == "cuda" and (dev.index or 0) >= n_cuda) or (dev.type == "mps" and not mps):
+        available = ["cpu"] + [f"cuda:{i}" for i in range(n_cuda)] + (["mps"] if mps else [])
+        raise ValueError(f"device {dev} is not available on this machine; available: {', '.join(available)}")
+    return dev
 
 
 class BaseDetector:
@@ -276,7 +286,9 @@ class Detector(BaseDetector):
         Raises:
             FileNotFoundError: unknown name or missing file.
             CheckpointError: a file that is not lkdetect detector weights, or is inconsistent.
+            ValueError: a device this machine does not have.
         """
+        device = resolve_device(device)  # before reading the weights
         path = resolve_weights(name_or_path)
         network, meta = load_weights(path)
         log.debug("loaded %s (%s, K=%d)", path, meta["network"]["backbone"], meta["num_keypoints"])

@@ -3,9 +3,11 @@
 Accepted images (all RGB unless ``bgr=True`` is passed for numpy arrays and tensors, e.g. OpenCV frames):
 
 - a file path (``str`` or ``pathlib.Path``), decoded with PIL;
-- a PIL image (any mode; converted to RGB);
-- a numpy array: HxWx3 (RGB), HxW (grayscale), HxWx1, HxWx4 (alpha dropped); ``uint8`` in [0, 255] or float in
-  [0, 1];
+- a PIL image: 8-bit modes (RGB, RGBA, L, LA, P, 1, CMYK, ...) converted to RGB (alpha dropped); 16-bit grayscale
+  (I;16, or mode I from a PNG) scaled by 1/65535; float (F) in [0, 1]; other mode I images are refused, their range
+  being unknown;
+- a numpy array: HxWx3 (RGB), HxW (grayscale), HxWx1, HxWx4 (alpha dropped); ``uint8`` in [0, 255], ``uint16`` in
+  [0, 65535] (16-bit images) or float in [0, 1];
 - a torch tensor, channels first: 3xHxW, 1xHxW, 4xHxW (alpha dropped) or HxW; ``uint8`` or float in [0, 1].
 
 Coordinates: pixel centres at integer coordinates, (x, y). A region (box) of w x h pixels resized to S_w x S_h
@@ -15,6 +17,7 @@ convention of the bilinear resize used here).
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,8 +27,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .errors import check_file
+
+log = logging.getLogger(__name__)
+
 ImageLike = Any  # str | Path | PIL.Image.Image | np.ndarray | torch.Tensor
 KINDS = "a file path, a PIL image, a numpy array (HxWx3 RGB, HxW, HxWx4) or a torch tensor (3xHxW, HxW)"
+MIN_SIDE = 8  # a region smaller than this many pixels on a side is detected on, with a warning
 
 
 def to_tensor(image: ImageLike, bgr: bool = False, what: str = "image") -> torch.Tensor:
@@ -38,14 +46,14 @@ def to_tensor(image: ImageLike, bgr: bool = False, what: str = "image") -> torch
 
     Raises:
         TypeError: an unsupported type or dtype.
-        ValueError: wrong dimensions or channels, empty, non-finite or float values outside [0, 1], or an
-            undecodable file.
+        ValueError: wrong dimensions or channels, empty, non-finite or float values outside [0, 1], an
+            undecodable file, a directory, or a PIL mode without a known value range.
         FileNotFoundError: a path that does not exist.
     """
     if image is None:
         raise TypeError(f"{what}: expected {KINDS}, got None")
     if isinstance(image, (str, Path)):
-        return _from_pil(_open(Path(image), what))
+        return _open(Path(image), what)
     if isinstance(image, torch.Tensor):
         return _from_tensor(image, bgr, what)
     if isinstance(image, np.ndarray):
@@ -53,27 +61,43 @@ def to_tensor(image: ImageLike, bgr: bool = False, what: str = "image") -> torch
     from PIL import Image
 
     if isinstance(image, Image.Image):
-        return _from_pil(image)
+        return _from_pil(image, what)
     raise TypeError(f"{what}: expected {KINDS}, got {type(image).__name__}")
 
 
-def _open(path: Path, what: str) -> Any:
+def _open(path: Path, what: str) -> torch.Tensor:
     from PIL import Image, UnidentifiedImageError
 
-    if not path.is_file():
-        raise FileNotFoundError(f"{what}: image file {path} not found")
+    check_file(path, f"{what}: image file")
     try:
         with Image.open(path) as im:
             im.load()
-            return im.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise ValueError(f"{what}: cannot decode image file {path}: {e}") from e
+    return _from_pil(im, what)  # the pixels are loaded: converting needs no open file
 
 
-def _from_pil(im: Any) -> torch.Tensor:
-    arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    if arr.size == 0:
-        raise ValueError("expected a non-empty image, got a PIL image of size 0")
+def _from_pil(im: Any, what: str = "image") -> torch.Tensor:
+    """A PIL image of any mode -> (3, H, W) float32 RGB in [0, 1] (see the module docstring for the modes)."""
+    if im.width == 0 or im.height == 0:
+        raise ValueError(f"{what}: expected a non-empty image, got a PIL image of size {im.width}x{im.height}")
+    if im.mode.startswith("I;16") or (im.mode == "I" and im.format == "PNG"):  # PNG stores at most 16-bit grey
+        gray = torch.from_numpy(np.asarray(im).astype(np.float32) / 65535)
+        return _from_tensor(gray, False, what)
+    if im.mode == "F":  # float: the [0, 1] range of float arrays applies
+        return _from_tensor(torch.from_numpy(np.array(im, dtype=np.float32)), False, what)
+    if im.mode in ("I", "I;32", "I;32B", "I;32L"):
+        raise ValueError(
+            f"{what}: a PIL image of mode {im.mode} (32-bit integers) has no known value range; convert it to 8-bit "
+            "(im.convert('L') clips at 255), or pass a float array scaled to [0, 1]"
+        )
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")  # the palette's transparency: to RGBA first (PIL warns otherwise), alpha dropped
+    try:
+        rgb = im.convert("RGB")
+    except ValueError as e:
+        raise ValueError(f"{what}: cannot convert a PIL image of mode {im.mode} to RGB: {e}") from e
+    arr = np.asarray(rgb, dtype=np.uint8)
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255)
 
 
@@ -85,16 +109,21 @@ def _array_to_chw(arr: np.ndarray, what: str) -> torch.Tensor:
         )
     if arr.ndim not in (2, 3):
         raise ValueError(f"{what}: expected a numpy array HxW, HxWx1, HxWx3 or HxWx4, got shape {arr.shape}")
+    if arr.ndim == 3 and arr.shape[2] not in (1, 3, 4):  # said here, in the caller's HxWxC order
+        raise ValueError(f"{what}: expected an image with 1, 3 or 4 channels (HxWxC array), got shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{what}: expected a non-empty image, got shape {arr.shape}")
-    if arr.ndim == 3:
-        arr = arr.transpose(2, 0, 1)
-    if arr.dtype != np.uint8 and arr.dtype.kind != "f":
+    if arr.dtype.kind == "u" and arr.dtype.itemsize == 2:  # 16-bit (e.g. cv2.IMREAD_UNCHANGED): all of 0..65535
+        arr = arr.astype(np.float32) / 65535
+    elif arr.dtype != np.uint8 and arr.dtype.kind != "f":
         raise TypeError(
-            f"{what}: expected uint8 or float (in [0, 1]) pixels, got {arr.dtype} "
+            f"{what}: expected uint8, uint16 or float (in [0, 1]) pixels, got {arr.dtype} "
             "(convert 0..255 integers with .astype(np.uint8))"
         )
-    return torch.from_numpy(np.ascontiguousarray(arr))
+    if arr.ndim == 3:
+        arr = arr.transpose(2, 0, 1)
+    arr = np.ascontiguousarray(arr)
+    return torch.from_numpy(arr if arr.flags.writeable else arr.copy())  # torch warns on read-only memory
 
 
 def _from_tensor(t: torch.Tensor, bgr: bool, what: str) -> torch.Tensor:
@@ -190,11 +219,22 @@ def load_region(
     t = to_tensor(image, bgr=bgr, what=what)
     H, W = t.shape[1:]
     if box is None:
-        return t, (0, 0, W, H)
-    region = parse_box(box, what=f"{what} box")
-    if not overlaps(region, W, H):
-        raise ValueError(
-            f"{what} box: {tuple(box)!r} lies wholly outside the {W}x{H} image (x, y, w, h in image pixels)"
+        region = (0, 0, W, H)
+    else:
+        region = parse_box(box, what=f"{what} box")
+        if not overlaps(region, W, H):
+            raise ValueError(
+                f"{what} box: {tuple(box)!r} lies wholly outside the {W}x{H} image (x, y, w, h in image pixels)"
+            )
+    if min(region[2:]) < MIN_SIDE:
+        kind = "image" if box is None else "box"
+        log.warning(
+            "%s: detecting on a %dx%d %s, smaller than %d px on a side: its keypoints carry little information",
+            what,
+            region[2],
+            region[3],
+            kind,
+            MIN_SIDE,
         )
     return t, region
 

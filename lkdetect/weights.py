@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointError
+from .errors import CheckpointError, check_file
 
 log = logging.getLogger(__name__)
 
@@ -134,13 +134,13 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: no such file.
+        ValueError: a directory.
         CheckpointError: not safetensors, another format or version, or a malformed header.
     """
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"detector weights {path} not found")
+    check_file(path, "detector weights")
     try:
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
@@ -275,6 +275,5 @@ def resolve_weights(name_or_path: str | Path | None = None) -> Path:
     if not isinstance(name_or_path, (str, Path)):
         raise TypeError(f"expected a weights name, a path or None, got {type(name_or_path).__name__}")
     path = Path(name_or_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"detector weights {path} not found")
+    check_file(path, "detector weights")
     return path
