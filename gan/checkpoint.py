@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +53,38 @@ def save_state(path: str | Path, state: dict[str, Any]) -> None:
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
+def load_torch_file(path: str | Path, what: str = "training checkpoint", error: type = CheckpointError) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU. A file it refuses raises ``error`` with one line naming
+    the file and why: never torch's advice to load it with ``weights_only=False`` (that would run its code)."""
+    if Path(path).is_dir():
+        raise error(f"{what} {path} is a directory, not a file")
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{what} {path} not found")
+    try:
+        with warnings.catch_warnings():  # e.g. torch's note on the pickle protocol of a refused file
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for corrupt files
+        raise error(f"cannot read {what} {path}: {_load_failure(path, e)}") from e
+
+
+def _load_failure(path: str | Path, e: Exception) -> str:
+    if os.path.getsize(path) == 0:
+        return "the file is empty (0 bytes)"
+    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", str(e))]
+    if not any("weights_only" in p or "WeightsUnpickler" in p for p in paragraphs):
+        first = next((p for p in paragraphs if p), "truncated or not a torch file").split(". ")[0]
+        return f"not a readable torch file ({type(e).__name__}: {first})"
+    # torch's own words on what it refused, without its advice (weights_only=False, allow-listing globals)
+    kept = [p for p in paragraphs if p and "weights_only" not in p and "Check the documentation" not in p]
+    detail = re.split(r"\s*Please use", re.sub(r"^.*?WeightsUnpickler error:\s*", "", " ".join(kept)))[0]
+    detail = f" ({detail.rstrip('.')})" if detail else ""
+    return f"refused by torch's safe loader: it holds more than tensors and plain data{detail}"
+
+
 def load_state(path: str | Path, cfg: GANConfig | None = None) -> dict[str, Any]:
     """Load a training state; with ``cfg``, refuse one written for another model configuration."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for corrupt files
-        raise CheckpointError(f"cannot read training checkpoint {path}: {e}") from e
+    state = load_torch_file(path)
     if not isinstance(state, dict) or "config" not in state or "G" not in state:
         raise CheckpointError(f"{path} is not an lkdetect GAN training checkpoint")
     # model options added after the checkpoint was written take their defaults, which are the old behaviour
@@ -113,7 +141,7 @@ def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any]]:
 
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"GAN weights {path} not found")
+        raise CheckpointError(f"GAN weights {path} {'is a directory, not a file' if path.is_dir() else 'not found'}")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}

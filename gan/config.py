@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,18 +82,44 @@ class GANConfig:
         if unknown:
             raise KeyError(f"unknown config sections {sorted(unknown)}; expected 'model' and 'train'")
         return cls(
-            model=build_section(ModelConfig, d.get("model", {})), train=build_section(TrainConfig, d.get("train", {}))
+            model=build_section(ModelConfig, d.get("model", {}), "model"),
+            train=build_section(TrainConfig, d.get("train", {}), "train"),
         )
 
 
-def build_section(klass: type, values: dict[str, Any]) -> Any:
-    """One config dataclass from a dict (JSON lists become tuples); unknown keys raise ``KeyError``."""
+def build_section(klass: type, values: dict[str, Any], section: str = "") -> Any:
+    """One config dataclass from a dict (JSON lists become tuples); unknown keys raise ``KeyError``, a value of
+    another type than the field's ``TypeError`` naming ``section.key``."""
     names = {f.name: f for f in dataclasses.fields(klass)}
     unknown = set(values) - set(names)
     if unknown:
         raise KeyError(f"unknown {klass.__name__} keys {sorted(unknown)}; known: {sorted(names)}")
     fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    hints = typing.get_type_hints(klass)
+    for key, value in fixed.items():
+        if not _has_type(value, hints[key]):
+            expected = getattr(hints[key], "__name__", None) if not typing.get_args(hints[key]) else None
+            raise TypeError(
+                f"{section or klass.__name__}.{key} expects {expected or hints[key]}, got {value!r} "
+                f"({type(value).__name__})"
+            )
     return klass(**fixed)
+
+
+def _has_type(value: Any, hint: Any) -> bool:
+    """Whether ``value`` fits a field type of these configs: bool, int, float (an int is fine), str, tuples."""
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_has_type(v, args[0]) for v in value)
+        return len(value) == len(args) and all(_has_type(v, a) for v, a in zip(value, args))
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return not isinstance(hint, type) or isinstance(value, hint)
 
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
