@@ -14,7 +14,7 @@ from typing import Any
 
 from gan.config import build_section, parse_overrides, preset_dict  # training path only: gan is installed
 
-__all__ = ["DetectorConfig", "get_config", "parse_overrides", "validate", "network_kwargs"]
+__all__ = ["DetectorConfig", "get_config", "parse_overrides", "resume_config", "validate", "network_kwargs"]
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ class DetectorConfig:
         unknown = set(d) - set(SECTIONS)
         if unknown:
             raise KeyError(f"unknown config sections {sorted(unknown)}; expected {sorted(SECTIONS)}")
-        return cls(**{name: build_section(klass, d.get(name, {})) for name, klass in SECTIONS.items()})
+        return cls(**{name: build_section(klass, d.get(name, {}), name) for name, klass in SECTIONS.items()})
 
 
 SECTIONS: dict[str, type] = {"network": NetworkConfig, "augment": AugmentConfig, "train": TrainConfig}
@@ -149,6 +149,18 @@ def get_config(preset: str = "cpu", overrides: dict[str, Any] | None = None) -> 
     """Resolve a preset plus dotted overrides (``{"train.lr": 1e-3}``) into a validated config."""
     cfg = DetectorConfig.from_dict(preset_dict(PRESETS, preset, overrides, tuple(SECTIONS)))
     validate(cfg)
+    return cfg
+
+
+def resume_config(saved: dict[str, Any], overrides: dict[str, Any] | None = None) -> DetectorConfig:
+    """The config of a resumed run: its saved ``config.json`` dict with dotted overrides on top (the rule of
+    ``lkdetect train-gan --resume``); the network stays the checkpoint's, so overrides that change it raise."""
+    cfg = DetectorConfig.from_dict(preset_dict({"saved": saved}, "saved", overrides, tuple(SECTIONS)))
+    validate(cfg)
+    before = DetectorConfig.from_dict(saved).network
+    if cfg.network != before:
+        changed = {k: v for k, v in dataclasses.asdict(cfg.network).items() if getattr(before, k) != v}
+        raise ValueError(f"--resume keeps the run's network configuration; a new --out is needed to change {changed}")
     return cfg
 
 

@@ -31,7 +31,7 @@ import torch
 
 from .augment import Augmenter
 from .detector_config import DetectorConfig, network_kwargs
-from .errors import CheckpointError
+from .errors import CheckpointError, check_file
 from .network import KeypointNet, heatmap_cross_entropy, soft_argmax
 from .pseudo_labels import PseudoLabels, load_or_make
 from .tta import estimate_flip_permutation
@@ -56,6 +56,7 @@ class GanPairs:
     def __init__(self, gan_path: str | Path, size: int | None = None, batch_size: int = 128):
         from gan import load_generator
 
+        check_file(gan_path, "GAN weights")
         self.path = Path(gan_path)
         self.generator, self.info = load_generator(self.path)
         self.sha256 = file_sha256(self.path)
@@ -159,11 +160,10 @@ class DetectorTrainer:
             if not ckpt.exists():
                 raise CheckpointError(f"--resume given but {ckpt} does not exist")
             self.load(ckpt)
-        else:
-            if t.init:
-                self._load_init(t.init)
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        elif t.init:
+            self._load_init(t.init)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))  # on resume: as now set
         self.real: PseudoLabels | None = None
         self.n_real = 0
         if t.real_data:
@@ -384,15 +384,35 @@ class DetectorTrainer:
         self.step, self.images_seen, self.wall_time = state["step"], state["images_seen"], state["wall_time"]
         self.last_val = state["last_val"]
         self.init_sha256 = json.loads(state["release_metadata"]).get("training", {}).get("init_sha256")
+        truncate_stats(self.run_dir / "stats.jsonl", self.step)
         log.info("resumed %s at step %d", path, self.step)
+
+
+def truncate_stats(path: Path, step: int) -> None:
+    """Drop the stats.jsonl records a killed run logged after its checkpoint at ``step``, so a resumed run's steps
+    stay unique: records of later steps, the shard record of ``step`` itself (a step's shard is drawn after the
+    checkpoint of the step before), and unreadable lines such as a torn last line (with a warning)."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines()
+    keep = []
+    for n, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            log.warning("%s line %d is not a JSON record (torn by a kill?): dropped", path, n)
+            continue
+        if record.get("step", 0) < step or (record.get("step", 0) == step and "shard" not in record):
+            keep.append(line)
+    if len(keep) != len(lines):
+        atomic_write(path, lambda tmp: Path(tmp).write_text("".join(k + "\n" for k in keep)))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a detector training checkpoint with ``weights_only=True``; raises ``CheckpointError`` if unusable."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for corrupt files
-        raise CheckpointError(f"cannot read detector training checkpoint {path}: {e}") from e
+    from gan.checkpoint import load_torch_file
+
+    state = load_torch_file(path, "detector training checkpoint", CheckpointError)
     if not isinstance(state, dict) or not {"config", "network", "release_metadata"} <= set(state):
         raise CheckpointError(f"{path} is not an lkdetect detector training checkpoint")
     return state

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
 
 from lkdetect.refine import Refine
 
@@ -26,3 +30,16 @@ def add_refine_argument(p: argparse.ArgumentParser) -> None:
         help=f"detect again on a square box around the first keypoints, SIDE times their spread (default {side:g}): "
         "every object reaches the network at the same scale; one more detection per image",
     )
+
+
+@contextlib.contextmanager
+def log_warnings() -> Iterator[None]:
+    """Python warnings raised inside (e.g. ``gan.data``'s skipped unreadable images) as one log line each, without
+    the source line that ``warnings`` prints under every message."""
+
+    def show(message: Warning | str, *args: object, **kwargs: object) -> None:
+        logging.getLogger("py.warnings").warning("%s", message)
+
+    with warnings.catch_warnings():  # restores showwarning on the way out
+        warnings.showwarning = show
+        yield

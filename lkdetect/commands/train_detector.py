@@ -7,6 +7,8 @@ import json
 import logging
 from pathlib import Path
 
+from . import log_warnings
+
 log = logging.getLogger(__name__)
 
 
@@ -15,7 +17,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out", required=True, help="run directory (config.json, stats.jsonl, checkpoint.pt, detector.safetensors)"
     )
-    p.add_argument("--preset", default="cpu", help="configuration preset: tiny, cpu, gpu")
+    p.add_argument(
+        "--preset", default=None, help="configuration preset: tiny, cpu (default), gpu; --resume uses the run's own"
+    )
     p.add_argument(
         "--set",
         action="append",
@@ -40,22 +44,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from lkdetect.detector_config import DetectorConfig, get_config, parse_overrides
+    from lkdetect.detector_config import get_config, parse_overrides, resume_config
 
-    cfg = get_config(args.preset, parse_overrides(args.set))
-    config_file = Path(args.out) / "config.json"
-    if args.resume and config_file.exists():
-        saved = DetectorConfig.from_dict(json.loads(config_file.read_text()))
-        if (args.set or args.preset != "cpu") and saved.network != cfg.network:
-            raise ValueError(
-                f"--resume: {args.out} was trained with another network configuration; drop "
-                "--preset/--set or start a new run"
-            )
-        cfg = DetectorConfig(
-            network=saved.network,
-            augment=cfg.augment if args.set else saved.augment,
-            train=cfg.train if args.set else saved.train,
-        )
+    overrides = parse_overrides(args.set)
+    run_dir = Path(args.out)
+    if args.resume and ((run_dir / "config.json").exists() or (run_dir / "checkpoint.pt").exists()):
+        # The run's saved settings, then --set on top (as train-gan); the trainer rewrites config.json.
+        if args.preset is not None:
+            log.warning("--resume: --preset %s ignored; the run's config.json and --set apply", args.preset)
+        cfg = resume_config(saved_config(run_dir), overrides)
+    else:
+        cfg = get_config(args.preset or "cpu", overrides)
     if args.dry_run:
         print(json.dumps(cfg.to_dict(), indent=2))
         return 0
@@ -66,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
 
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
-        trainer = DetectorTrainer(cfg, args.gan, args.out, resume=args.resume, device=args.device)
+        with log_warnings():  # train.real_data: one line per skipped image
+            trainer = DetectorTrainer(cfg, args.gan, args.out, resume=args.resume, device=args.device)
         trainer.fit(args.iterations, minutes=args.minutes, progress=not args.no_progress)
         log.info(
             "step %d: validation error %.3f px; weights %s",
@@ -79,3 +79,12 @@ def run(args: argparse.Namespace) -> int:
 
         log.info("exported %s", export_weights(args.out, args.export))
     return 0
+
+
+def saved_config(run_dir: Path) -> dict:
+    """The settings a run was last trained with: its config.json, else (written before one existed) its checkpoint's."""
+    if (run_dir / "config.json").exists():
+        return json.loads((run_dir / "config.json").read_text())
+    from lkdetect.train_detector import load_checkpoint
+
+    return load_checkpoint(run_dir / "checkpoint.pt")["config"]

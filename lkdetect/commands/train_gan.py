@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
+
+from . import log_warnings
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,19 +31,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from gan.config import GANConfig, get_config, parse_overrides, validate
+    from gan.config import GANConfig, get_config, parse_overrides, preset_dict, validate
     from gan.data import load_training_images
     from gan.train import Trainer, init_distributed
+    from lkdetect.detector import resolve_device
 
+    resolve_device(args.device)  # a device this machine lacks: one clear error before the images load
     overrides = parse_overrides(args.set)
     saved_cfg = Path(args.out) / "config.json"
     if args.resume and saved_cfg.exists():
         # The run's own config is authoritative; only training settings may change on resume.
         if any(k.startswith("model.") for k in overrides):
             raise ValueError("--resume keeps the run's model configuration; model.* overrides need a new --out")
-        saved = GANConfig.from_dict(json.loads(saved_cfg.read_text()))
-        train = dataclasses.replace(saved.train, **{k.partition(".")[2]: v for k, v in overrides.items()})
-        cfg = GANConfig(model=saved.model, train=train)
+        saved = json.loads(saved_cfg.read_text())  # then --set on top; unknown keys and wrong types raise
+        cfg = GANConfig.from_dict(preset_dict({"saved": saved}, "saved", overrides, ("model", "train")))
         validate(cfg)
     else:
         cfg = get_config(args.preset, overrides)
@@ -53,7 +55,10 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(cfg.train.threads)
     init_distributed()
     classes = [int(c) for c in args.classes.split(",")] if args.classes else None
-    images = load_training_images(args.data, cfg.model.resolution, classes=classes, progress=not args.no_progress)
+    with log_warnings():  # one line per skipped image
+        images = load_training_images(args.data, cfg.model.resolution, classes=classes, progress=not args.no_progress)
     trainer = Trainer(cfg, images, args.out, resume=args.resume, device=args.device)
+    if args.resume and trainer.rank == 0:
+        saved_cfg.write_text(json.dumps(cfg.to_dict(), indent=2))  # the settings the run now continues with
     trainer.fit(args.iterations, progress=not args.no_progress)
     return 0
