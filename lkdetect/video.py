@@ -7,6 +7,9 @@ box every batch has ``batch_size`` frames; a tracked region (``roi="face"`` or a
 frame's keypoints for the next box, so it runs ``track_batch`` frames at a time (default 1: exact tracking; larger
 values reuse one box for that many frames, faster but the box lags the face by up to ``track_batch`` frames).
 
+A file that ends before the frame count its container announces (a truncated download) yields the frames it has,
+with a warning giving both counts.
+
 Keypoints are smoothed over time with a One-Euro filter (:mod:`lkdetect.smoothing`), reset whenever the region
 source re-detects its object. A video whose frame size changes is an error (``ValueError``): smoothing and
 tracking state are in pixels of one frame size.
@@ -67,6 +70,7 @@ class _Source:
     live: bool  # a camera: timestamps from the wall clock unless fps is given
     name: str
     decoded: bool = True  # decoded by OpenCV here (closed when done), not a caller's iterable
+    announced: int | None = None  # a file's frame count as its container gives it
 
 
 def _capture_frames(cap: Any, release: bool) -> Iterator[np.ndarray]:
@@ -79,6 +83,34 @@ def _capture_frames(cap: Any, release: bool) -> Iterator[np.ndarray]:
     finally:
         if release:
             cap.release()
+
+
+def _announced_frames(cap: Any) -> int | None:
+    """The frame count a file's container announces (None when it gives none)."""
+    import cv2
+
+    count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+    return int(count) if np.isfinite(count) and count > 0 else None
+
+
+def _counted(frames: Iterator[np.ndarray], announced: int, name: str, n: int) -> Iterator[np.ndarray]:
+    """``frames`` after the first ``n``, with a warning when all of them end before the count the container
+    announces (a truncated file); closes ``frames`` when closed early."""
+    try:
+        for frame in frames:
+            n += 1
+            yield frame
+        if n < announced:
+            log.warning(
+                "%s: read %d of the %d frames its container announces (truncated or corrupt file?)",
+                name,
+                n,
+                announced,
+            )
+    finally:
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()
 
 
 def _capture_fps(cap: Any) -> float:
@@ -102,12 +134,16 @@ def open_source(source: Any, bgr: bool | None = None) -> _Source:
                 raise RuntimeError(f"cannot open camera {source}")
             return _Source(_capture_frames(cap, True), _capture_fps(cap), True, True, f"camera {source}")
         path = os.fspath(source)
+        if "://" not in path and os.path.isdir(path):
+            raise ValueError(f"{path} is a directory, not a video file")
         if "://" not in path and not os.path.isfile(path):
             raise FileNotFoundError(f"no such video file: {path}")
         cap = cv2.VideoCapture(path, cv2.CAP_ANY, params)
         if not cap.isOpened():
             raise ValueError(f"cannot read {path} as a video (unknown format or corrupt file)")
-        return _Source(_capture_frames(cap, True), _capture_fps(cap), True, False, path)
+        return _Source(
+            _capture_frames(cap, True), _capture_fps(cap), True, False, path, announced=_announced_frames(cap)
+        )
     if hasattr(source, "read") and hasattr(source, "isOpened"):  # a cv2.VideoCapture (duck-typed)
         if bgr is False:
             raise ValueError("frames decoded by OpenCV are BGR: leave bgr unset (or True) for a VideoCapture")
@@ -274,6 +310,8 @@ def detect_video_frames(
     frames: Iterator[np.ndarray] = src.frames
     if prefetch > 0 and src.decoded:
         frames = _prefetch(frames, prefetch)
+    if src.announced is not None and first is not None:  # counted as consumed, so that max_frames never warns
+        frames = _counted(frames, src.announced, src.name, 1)
     rate = fps if fps is not None else src.fps
     filt = OneEuroFilter(min_cutoff, beta, d_cutoff) if smooth else None
     chunk = track_batch if region.stateful else batch_size

@@ -38,6 +38,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--tta", action="store_true", help=TTA_HELP)
     add_refine_argument(p)
+    p.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="exit 0 when a file ends before the frame count its container announces (default: exit 1; the frames "
+        "read are written either way)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -131,9 +137,12 @@ def run(args: argparse.Namespace) -> int:
     if args.out is None and args.json is None:
         log.warning("neither --out nor --json given: detecting without writing anything")
     source = _source(args.input)
+    if isinstance(source, str) and "://" not in source and Path(source).is_dir():
+        raise ValueError(f"{source} is a directory, not a video file")
     if isinstance(source, str) and "://" not in source and not Path(source).is_file():
         raise FileNotFoundError(f"no such video file: {source}")  # before the (slower) detector loads
-    file_fps, total = _video_info(source)
+    file_fps, announced = _video_info(source)
+    total = announced
     if args.max_frames is not None:
         total = min(total, args.max_frames) if total else args.max_frames
     if args.threads:
@@ -180,4 +189,11 @@ def run(args: argparse.Namespace) -> int:
         f", video: {args.out}" if args.out else "",
         f", keypoints: {args.json}" if args.json else "",
     )
+    if announced and total and count < total and not args.allow_partial:  # lkdetect.video warned with the counts
+        log.error(
+            "partial input: %d of %d frames (what was written is kept); --allow-partial accepts it (exit 0)",
+            count,
+            total,
+        )
+        return 1
     return 0
