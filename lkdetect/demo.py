@@ -145,6 +145,42 @@ def _diff(before: torch.Tensor, after: torch.Tensor, scale: int) -> Image.Image:
     return _tile(torch.as_tensor(d), scale)
 
 
+def measure_change(images: torch.Tensor, keypoints_px: torch.Tensor, pad: float) -> dict[str, float]:
+    """How far an edit moved image A: mean |difference| on the 0-255 scale, inside A's keypoint box and outside.
+
+    Args:
+        images: (3, 3, R, R) in [0, 1]: A, B and the edited result.
+        keypoints_px: (K, 2) A's keypoints (x, y) in pixels; the box around them, widened by ``pad`` px, is the
+            object region.
+
+    Returns:
+        ``result_in``/``result_out`` (result vs A) and ``b_in``/``b_out`` (B vs A), inside and outside the box.
+    """
+    import torch
+
+    r = images.shape[-1]
+    lo, hi = keypoints_px.min(0).values - pad, keypoints_px.max(0).values + pad
+    grid = torch.arange(r, dtype=torch.float32)
+    cols, rows = (grid >= lo[0]) & (grid <= hi[0]), (grid >= lo[1]) & (grid <= hi[1])
+    inside = rows[:, None] & cols[None, :]
+    out = {}
+    for name, other in (("result", images[2]), ("b", images[1])):
+        d = (other.float() - images[0].float()).abs().mean(0) * 255
+        out[f"{name}_in"] = float(d[inside].mean()) if inside.any() else float("nan")
+        out[f"{name}_out"] = float(d[~inside].mean()) if (~inside).any() else float("nan")
+    return out
+
+
+def _measured(m: dict[str, float], what: str = "the result") -> str:
+    """A caption's account of :func:`measure_change`: what the edit changed, next to how much A and B differ."""
+    share = [100 * m[f"result_{w}"] / m[f"b_{w}"] if m[f"b_{w}"] > 0 else float("nan") for w in ("in", "out")]
+    return (
+        f"Measured: {what} differs from A by {m['result_in']:.1f} (of 255, mean per pixel) inside A's keypoint box "
+        f"and {m['result_out']:.1f} outside; B differs from A by {m['b_in']:.1f} and {m['b_out']:.1f}. The edit went "
+        f"{share[0]:.0f} % of the way from A to B inside the box, {share[1]:.0f} % outside."
+    )
+
+
 def _save_gif(frames: list[Image.Image], path: Path, ms: int = 80) -> None:
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=ms, loop=0, optimize=False)
 
@@ -188,6 +224,7 @@ class _Demo:
         self.scale = max(1, 256 // self.r)
         self.sections: list[tuple[str, str, str]] = []  # (title, file name, caption)
         self.files: dict[str, Path] = {}
+        self.measures: dict[str, float] = {}  # measure_change of each embedding edit, "<figure>_result_in" ...
 
     def render(self, lat: Latents) -> torch.Tensor:
         from gan import edit
@@ -249,6 +286,7 @@ def _steps(demo: _Demo, a: Latents, b: Latents, j: int, mp4: bool) -> list[tuple
 
     from gan import edit
     from gan.generator import Latents
+    from gan.keypoint_maps import to_pixels
 
     r, k, step = demo.r, demo.k, demo.r / 8
     upper = [int(i) for i in (a.keypoints[0, :, 1] < a.keypoints[0, :, 1].median()).nonzero().flatten()] or [0]
@@ -258,8 +296,15 @@ def _steps(demo: _Demo, a: Latents, b: Latents, j: int, mp4: bool) -> list[tuple
     px = {"units": "px", "size": r}
     added_xy = a.keypoints[:, j : j + 1] + torch.tensor([4 * step / r, 0.0])  # 2 * step px to the right
 
+    def measured(name: str, after: Latents, images: torch.Tensor | None = None, what: str = "the result") -> str:
+        images = demo.render(Latents.cat([a, b, after])) if images is None else images
+        m = measure_change(images, to_pixels(a.keypoints[0].float(), r), r / 8)
+        demo.measures.update({f"{name}_{k}": v for k, v in m.items()})
+        return _measured(m, what)
+
     def swap_fig(name: str, title: str, caption: str, after: Latents) -> None:
-        _, tiles = demo.tiles(Latents.cat([a, b, after]))
+        images, tiles = demo.tiles(Latents.cat([a, b, after]))
+        caption = f"{caption} {measured(name.removesuffix('.png'), after, images)}"
         demo.save(name, _panel(tiles, ["A", "B", "result"]), title, caption)
 
     circle = [
@@ -312,8 +357,7 @@ def _steps(demo: _Demo, a: Latents, b: Latents, j: int, mp4: bool) -> list[tuple
             lambda: swap_fig(
                 "edit_swap_embeddings.png",
                 "Exchange all embeddings",
-                "Result: A's keypoints with all of B's keypoint "
-                "embeddings (gan.edit.swap_embeddings): A's pose, B's appearance.",
+                "Result: A's keypoints with all of B's keypoint embeddings (gan.edit.swap_embeddings).",
                 sa,
             ),
         ),
@@ -340,7 +384,7 @@ def _steps(demo: _Demo, a: Latents, b: Latents, j: int, mp4: bool) -> list[tuple
             lambda: swap_fig(
                 "edit_background.png",
                 "Change the background",
-                "Result: A with B's background embedding (gan.edit.swap_background): background texture and hair.",
+                "Result: A with B's background embedding (gan.edit.swap_background).",
                 ba,
             ),
         ),
@@ -392,7 +436,8 @@ def _steps(demo: _Demo, a: Latents, b: Latents, j: int, mp4: bool) -> list[tuple
             lambda: demo.animation(
                 "anim_interpolate_embeddings",
                 "Animation: interpolating the embeddings",
-                "A's keypoint embeddings interpolated to B's; positions stay A's.",
+                "A's keypoint embeddings interpolated to B's; positions stay A's. "
+                + measured("anim_embeddings", edit.interpolate(a, b, 1.0, "embeddings"), what="the last frame"),
                 [edit.interpolate(a, b, i / 15, "embeddings") for i in range(16)],
                 mp4,
             ),
@@ -448,6 +493,7 @@ def run_demo(
     steps.append(("locality", lambda: measures.update(move_locality(generator, lat[:8], seed=seed))))
     for _, fn in tqdm(steps, desc="demo", disable=not progress):
         fn()
+    measures.update(demo.measures)
     html_path = _write_html(demo, path, info, measures, seed)
     logger.info("demo written to %s", html_path)
     return DemoResult(out, html_path, dict(demo.files), measures, detect is not None)

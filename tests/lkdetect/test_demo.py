@@ -143,3 +143,38 @@ def test_demo_domain_uses_that_domains_detector(tiny_gan, tmp_path, monkeypatch)
     monkeypatch.setattr(demo_mod, "load_detector", spy)
     r = demo_mod.run_demo(tmp_path / "demo", domain="toy", n_grid=2)
     assert loaded == [(None, "toy", True)] and r.detector
+
+
+def test_embedding_edit_captions_report_the_measured_change(tiny_gan, tmp_path, monkeypatch):
+    """Issue 25 item 7: the captions of the embedding edits state what was measured (recomputed here from gan.edit
+    renders), not an effect ("A's pose, B's appearance") the GAN may not show."""
+    from gan import edit
+    from gan.generator import Latents
+    from gan.keypoint_maps import to_pixels
+
+    monkeypatch.setitem(sys.modules, "lkdetect.detector", None)
+    result = demo_mod.run_demo(tmp_path / "d", seed=3, gan_path=tiny_gan, n_grid=2)
+    page = result.html.read_text()
+    assert "appearance" not in page and "hair" not in page
+    g, _ = gan.load_generator(tiny_gan)
+    lat = gan.sample(g, 2, seed=3).latents
+    a, b = lat[0], lat[1]
+    kp = to_pixels(a.keypoints[0].float(), 32).numpy()
+    (x0, y0), (x1, y1) = kp.min(0) - 4, kp.max(0) + 4  # A's keypoint box, widened by R / 8
+    ys, xs = np.mgrid[:32, :32]
+    inside = (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)
+    edits = {
+        "edit_swap_embeddings": edit.swap_embeddings(a, b)[0],
+        "edit_interpolate_embeddings": edit.interpolate_embeddings(a, b, 0.5),
+        "edit_background": edit.swap_background(a, b)[0],
+    }
+    for name, after in edits.items():
+        ia, ib, ir = (im.numpy() * 255 for im in edit.render(g, Latents.cat([a, b, after])))
+        d, db = np.abs(ir - ia).mean(0), np.abs(ib - ia).mean(0)
+        expect = [d[inside].mean(), d[~inside].mean(), db[inside].mean(), db[~inside].mean()]
+        got = [result.measures[f"{name}_{k}"] for k in ("result_in", "result_out", "b_in", "b_out")]
+        np.testing.assert_allclose(got, expect, rtol=1e-4, atol=1e-3)
+        caption = re.search(rf'src="{name}.png".*?<figcaption>(.*?)</figcaption>', page, re.S).group(1)
+        shown = [float(v) for v in re.findall(r"\d+\.\d+", caption.split("Measured:")[1])[:4]]
+        assert shown == [round(v, 1) for v in expect], (caption, expect)
+        assert f"{100 * expect[0] / expect[2]:.0f} % of the way from A to B inside" in caption
