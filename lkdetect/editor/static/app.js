@@ -13,6 +13,7 @@ let inflight = 0;
 let previewBusy = false;
 let previewAgain = false;
 let queue = Promise.resolve(); // committed requests run one after another
+const timings = []; // round trips of drag previews in ms, for benchmarks/editor_latency.py --browser
 
 // ------------------------------------------------------------------------------------------------ helpers
 function palette(k) {
@@ -274,6 +275,7 @@ async function preview() {
       const body = { op: drag.op, preview: true, detect: detectFlag() };
       try {
         const { data, ms } = await call("POST", "/api/op", body);
+        if (timings.length < 10000) timings.push(ms);
         if (drag) show(data, ms);
       } catch (e) {
         setError(e.message);
