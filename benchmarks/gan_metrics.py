@@ -9,7 +9,6 @@ Runs on one CPU thread by default (``--threads``). Prints a table, or one JSON o
 from __future__ import annotations
 
 import argparse
-import sys
 
 import torch
 
@@ -27,17 +26,17 @@ def known_cases(data: str, n: int, threads: int) -> None:
 
 
 def main() -> None:
-    if "--known-cases" in sys.argv:
-        ap = argparse.ArgumentParser(description=__doc__)
-        ap.add_argument("--known-cases", required=True, metavar="DATA")
-        ap.add_argument("--n", type=int, default=1000)
-        ap.add_argument("--threads", type=int, default=1)
-        args = ap.parse_args()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--known-cases", metavar="DATA", help="realism on known cases of DATA instead of a GAN")
+    ap.add_argument("--n", type=int, default=1000, help="--known-cases: images per side")
+    ap.add_argument("--threads", type=int, default=1)
+    args, rest = ap.parse_known_args()
+    if args.known_cases:
         known_cases(args.known_cases, args.n, args.threads)
         return
     from gan.metrics import main as metrics_main
 
-    metrics_main()
+    metrics_main([*rest, "--threads", str(args.threads)])
 
 
 if __name__ == "__main__":
