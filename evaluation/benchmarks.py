@@ -10,6 +10,16 @@ from . import celeba, cub, mtfl
 from .samples import Benchmark
 
 BENCHMARKS = ("mafl", "celeba-wild", "cub", "mtfl")
+# the shipped detector (lkdetect.Detector.load name) that scores a benchmark when no weights are given
+SHIPPED_DETECTOR = {"mafl": "faces", "celeba-wild": "faces", "cub": "birds", "mtfl": "faces"}
+
+
+def shipped_detector(name: str) -> str:
+    """The shipped detector's name for benchmark ``name``: faces for the face benchmarks, birds for CUB."""
+    try:
+        return SHIPPED_DETECTOR[name]
+    except KeyError:
+        raise ValueError(f"unknown benchmark {name!r}; expected one of {', '.join(BENCHMARKS)}") from None
 
 
 def load_benchmark(name: str, root: str | Path, classes: Sequence[int] | None = None) -> Benchmark:

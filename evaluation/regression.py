@@ -9,12 +9,12 @@ Coordinates: both sides are normalised to the preprocessed image, u = (x + 0.5) 
 [0, 1] with the origin at the image's top-left corner, as AutoLink's evaluation. Without bias the origin matters
 (the map cannot translate); the corner origin is the convention of the published numbers.
 
-Fitting: ``fit="lstsq"`` (the protocol) is plain least squares on every training image. ``fit="trimmed"`` is an
-option for training sets with corrupt annotations: it refits on the images whose residual is at most
+Fitting: ``fit="lstsq"`` (the protocol) is plain least squares on every training image. ``fit="trimmed"`` is a
+robust option for training sets that may hold wrong annotations: it refits on the images whose residual is at most
 ``median + 3 * 1.4826 * MAD`` of all residuals until that set stops changing (a trimmed least-squares
-estimator). Only training data decide what is dropped; every test image is scored. Why it exists: in the MTFL
-80x80 training list, 2,350 of the 10,000 faces carry landmarks about 28 px above the face (see evaluation/README),
-and a least-squares map fitted on them is dragged upward for every test face.
+estimator). Only training data decide what is dropped; every test image is scored. It is not the protocol, and
+reports say which fit a number comes from. (It found the 2,350 MTFL-80 training faces whose landmarks sat about
+28 px above the face before the data's README corrected them.)
 """
 
 from __future__ import annotations

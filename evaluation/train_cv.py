@@ -1,10 +1,11 @@
 """Cross-validation inside a benchmark's training split: compare detectors or fits without the test split.
 
-    python -m evaluation.train_cv mtfl --root ../shared/data/mtfl80 --weights faces [--folds 5]
-        [--fit lstsq trimmed] [--not-scored net_7876/_]
+    python -m evaluation.train_cv mtfl --root ../shared/data/mtfl80 [--weights faces] [--folds 5] [--zoom 1.5]
+        [--fit lstsq [trimmed]] [--tta] [--refine [SIDE]]
 
 The training images are detected once, split into folds at random (seeded), and for each fold the regression is
-fitted on the other folds and scored on it, with the benchmark's own metric (``evaluation.run.score``). This
+fitted on the other folds and scored on it, with the benchmark's own metric and the protocol's fit
+(``evaluation.run.score``; ``--fit trimmed`` adds the robust fit's reading). This
 uses training annotations only, which the protocol already gives to the regression, so it is the place to choose
 between detectors, GAN snapshots or fits; the test split is then scored once, for the report.
 
@@ -12,10 +13,6 @@ between detectors, GAN snapshots or fits; the test split is then scored once, fo
 each side, resized back; landmarks mapped alike), while the regression is still fitted on the images as they
 are: a train/test scale shift like MTFL's (inter-ocular distance about 16 px in training, 24 px in the AFLW test
 faces, data README), made from training data only. Both the unzoomed and the zoomed CV are printed.
-
-``--not-scored SUBSTRING`` leaves training images whose path contains it out of the *scoring* (they are still
-fitted on): MTFL-80's ``net_7876/_`` faces carry landmarks about 28 px too high (``evaluation/README.md``), so
-scoring on them would measure agreement with wrong labels.
 """
 
 from __future__ import annotations
@@ -29,7 +26,8 @@ import numpy as np
 
 from lkdetect.commands import add_refine_argument
 
-from .benchmarks import BENCHMARKS, load_benchmark
+from .benchmarks import BENCHMARKS, load_benchmark, shipped_detector
+from .regression import FITS
 from .run import Detections, detect, score
 from .samples import Benchmark, Sample, resize_crop
 
@@ -119,11 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("benchmark", choices=BENCHMARKS)
     ap.add_argument("--root", required=True, help="dataset folder in its official layout")
-    ap.add_argument("--weights", default=None, help="lkdetect weights file or shipped name (default: faces)")
+    ap.add_argument("--weights", default=None, help="lkdetect weights file or shipped name (default: the benchmark's)")
     ap.add_argument("--classes", default=None, help="CUB only: comma-separated class ids")
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--fit", nargs="+", default=["lstsq", "trimmed"], choices=("lstsq", "trimmed"))
-    ap.add_argument("--not-scored", default=None, metavar="SUBSTRING", help="do not score images whose path has it")
+    ap.add_argument(
+        "--fit", nargs="+", default=["lstsq"], choices=FITS, help="lstsq: the protocol (default); trimmed: robust fit"
+    )
     ap.add_argument("--zoom", type=float, default=None, help="also score held-out folds zoomed by this factor")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=64)
@@ -140,23 +139,21 @@ def main(argv: list[str] | None = None) -> int:
 
     classes = [int(c) for c in args.classes.split(",")] if args.classes else None
     bench = load_benchmark(args.benchmark, args.root, classes)
-    detector = Detector.load(args.weights, tta=args.tta, refine=args.refine)
+    weights = args.weights or shipped_detector(args.benchmark)
+    detector = Detector.load(weights, tta=args.tta, refine=args.refine)
     train = detect(detector, bench, bench.train, args.batch_size, progress=True, desc=f"{bench.name} train")
     views = [("as they are", None)]
     if args.zoom is not None:
         zb = zoomed(bench, args.zoom)
         views.append((f"zoomed x{args.zoom:g}", detect(detector, zb, zb.train, args.batch_size, True, "zoomed")))
-    scored = None
-    if args.not_scored:
-        scored = np.array([args.not_scored not in s.path.as_posix() for s in bench.train])
     tta = f", test-time augmentation {detector.tta}" if detector.tta else ""
     tta += f", refinement {detector.refine}" if detector.refine else ""
-    print(f"{bench.name} training split, {args.folds}-fold CV, weights {args.weights or 'faces'}{tta}")
+    print(f"{bench.name} training split, {args.folds}-fold CV, weights {weights}{tta}")
     print("| scored on | fit | scored images | error % | mean-shape % | median % | < 10 % |")
     print("|---|---|---|---|---|---|---|")
     for view, scored_on in views:
         for fit in args.fit:
-            r = cross_validate(train, bench, args.folds, fit, scored, args.seed, scored_on=scored_on)
+            r = cross_validate(train, bench, args.folds, fit, None, args.seed, scored_on=scored_on)
             per = r["per_image"]
             print(
                 f"| {view} | {fit} | {r['n_scored']} | {r['error']:.2f} | {r['baseline']:.2f} | {np.median(per):.2f} "

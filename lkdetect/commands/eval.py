@@ -14,8 +14,12 @@ BENCHMARKS = ("mafl", "celeba-wild", "cub", "mtfl")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("benchmark", choices=BENCHMARKS, help="benchmark protocol")
     p.add_argument("--root", required=True, help="dataset folder in its official layout")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--weights", help="lkdetect weights (.safetensors) for the PyTorch detector")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument(
+        "--weights",
+        help="lkdetect weights (.safetensors) or a shipped name for the PyTorch detector (default: the benchmark's "
+        "shipped detector: faces for mafl, celeba-wild and mtfl, birds for cub)",
+    )
     src.add_argument("--onnx", metavar="MODEL", help=ONNX_HELP)
     p.add_argument("--classes", default=None, help="CUB only: comma-separated class ids, e.g. 1,2,3 (default: all)")
     p.add_argument("--out", default=None, help="folder for report.json, report.md, ced.png, best_worst.png")
@@ -25,8 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--fit",
         choices=("lstsq", "trimmed"),
         default="lstsq",
-        help="lstsq: least squares on every training image (the protocol, default); trimmed: refit without the "
-        "training images whose annotation disagrees with the fit (corrupt labels, e.g. MTFL-80's net_7876)",
+        help="lstsq: least squares on every training image (the protocol, default); trimmed: a robust fit that "
+        "refits without the training images whose annotation disagrees with the fit (not the protocol)",
     )
     p.add_argument("--tta", action="store_true", help=TTA_HELP)
     add_refine_argument(p)
@@ -56,8 +60,11 @@ def load_detector(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from evaluation import evaluate
+    from evaluation import evaluate, shipped_detector
     from evaluation.report import markdown_table
+
+    if not args.onnx and not args.weights:
+        args.weights = shipped_detector(args.benchmark)
 
     classes = parse_classes(args.classes)
     if classes is not None and args.benchmark != "cub":

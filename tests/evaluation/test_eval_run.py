@@ -146,8 +146,14 @@ def test_cli_end_to_end(
 
     rc = cli.main(["eval", "mtfl", "--root", str(mtfl_root), "--weights", "w", "--classes", "1,2"])
     assert rc == 2 and "--classes applies to cub only" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        cli.main(["eval", "mtfl", "--root", str(mtfl_root)])  # --weights or --onnx is required
+    # without --weights or --onnx: the benchmark's shipped detector (faces for the face benchmarks, birds for cub)
+    assert cli.main(["eval", "mtfl", "--root", str(mtfl_root), "--no-progress"]) == 0 and seen["weights"] == "faces"
+    capsys.readouterr()
+    write_cub(tmp_path / "cub", classes=(4,), per_class=8)
+    cub_det = oracle_for("cub", tmp_path / "cub", lambda uv: uv[:3], classes=[4])
+    monkeypatch.setattr(eval_cmd, "load_detector", lambda args: seen.update(weights=args.weights) or cub_det)
+    assert cli.main(["eval", "cub", "--root", str(tmp_path / "cub"), "--no-progress"]) == 0
+    assert seen["weights"] == "birds"
     with pytest.raises(SystemExit):
         cli.main(["eval", "mtfl", "--root", str(mtfl_root), "--weights", "w", "--onnx", "m.onnx"])
 
