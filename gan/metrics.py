@@ -231,6 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=METRIC_SEED)
     ap.add_argument("--data", default=None, help="training images (gan.data) for the realism measure")
     ap.add_argument("--realism-n", type=int, default=None, help="images per side for realism (default: its own)")
+    ap.add_argument("--classes", default=None, help="CUB only: comma-separated class ids of the training data")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     args = ap.parse_args(argv)
@@ -244,7 +245,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.data:
         from .realism import DEFAULT_N, realism
 
-        out.update(realism(g, args.data, n=args.realism_n or DEFAULT_N))
+        classes = [int(c) for c in args.classes.split(",")] if args.classes else None
+        out.update(realism(g, args.data, n=args.realism_n or DEFAULT_N, classes=classes))
     if args.json:
         print(json.dumps(rounded(out)))
         return

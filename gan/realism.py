@@ -210,7 +210,9 @@ def realism_from_features(generator: Generator, real_feats: torch.Tensor, n: int
     return {**out, **kid(real_feats, fake_feats), "c2st_acc": c2st(real_feats, fake_feats)}
 
 
-def realism(generator: Generator, data: str | Path | torch.Tensor, n: int = DEFAULT_N) -> dict[str, object]:
+def realism(
+    generator: Generator, data: str | Path | torch.Tensor, n: int = DEFAULT_N, classes: list[int] | None = None
+) -> dict[str, object]:
     """KID x 1000 and C2ST accuracy of ``n`` generated images against ``n`` fixed real images of ``data``.
 
     Args:
@@ -218,9 +220,10 @@ def realism(generator: Generator, data: str | Path | torch.Tensor, n: int = DEFA
         data: a training-data folder (read with :func:`gan.data.load_training_images` at the generator's
             resolution) or uint8 images (N, 3, R, R).
         n: images per side.
+        classes: CUB class ids to restrict a CUB root to (as ``train-gan --classes``).
     """
     if not isinstance(data, torch.Tensor):
         from .data import load_training_images
 
-        data = load_training_images(data, generator.resolution)
+        data = load_training_images(data, generator.resolution, classes)
     return realism_from_features(generator, features(reference_images(data, n)), n)

@@ -47,8 +47,10 @@ def release(
     machine: str | None = None,
     real: str | Path | None = None,
     n_pairs: int = 128,
+    realism_n: int | None = None,
 ) -> Path:
-    """Release weights, samples and card from ``run_dir``; ``real``: training-data folder for the realism measure."""
+    """Release weights, samples and card from ``run_dir``; ``real``: training-data folder for the realism measure
+    (``realism_n`` images per side, default that of gan/realism.py)."""
     run_dir, out = Path(run_dir), Path(out)
     src = run_dir / "generator_ema.safetensors"
     g, info = load_generator(src)
@@ -61,7 +63,7 @@ def release(
         "machine": machine or machine_description(),
         "source_sha256": file_sha256(src),
         "mean_images_per_s": round(sum(speeds) / max(len(speeds), 1), 1),
-        "metrics": label_free_metrics(g, real, n_pairs),
+        "metrics": label_free_metrics(g, real, n_pairs, realism_n),
     }
     weights = out / f"{name}_gan.safetensors"
     save_generator(weights, g, info)
@@ -96,13 +98,15 @@ tau = {m.tau} |
     return weights
 
 
-def label_free_metrics(g: object, real: str | Path | None = None, n_pairs: int = 128) -> dict[str, object]:
+def label_free_metrics(
+    g: object, real: str | Path | None = None, n_pairs: int = 128, realism_n: int | None = None
+) -> dict[str, object]:
     """gan/metrics.py on ``n_pairs`` pairs and, with ``real`` (a training-data folder), gan/realism.py."""
     out = gan_metrics(g, n_pairs)
     if real is not None:
-        from .realism import realism
+        from .realism import DEFAULT_N, realism
 
-        out.update(realism(g, real))
+        out.update(realism(g, real, n=realism_n or DEFAULT_N))
         out["realism_data"] = str(real)
     return rounded(out)
 
@@ -144,8 +148,9 @@ def main() -> None:
     ap.add_argument("--machine", default=None, help="machine description (default: this one)")
     ap.add_argument("--real", default=None, help="training-data folder: also measure realism (gan/realism.py)")
     ap.add_argument("--pairs", type=int, default=128, help="sample pairs for the label-free metrics")
+    ap.add_argument("--realism-n", type=int, default=None, help="images per side for realism (default 1000)")
     args = ap.parse_args()
-    print(release(args.run_dir, args.name, args.data, args.out, args.machine, args.real, args.pairs))
+    print(release(args.run_dir, args.name, args.data, args.out, args.machine, args.real, args.pairs, args.realism_n))
 
 
 if __name__ == "__main__":

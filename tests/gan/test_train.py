@@ -102,6 +102,20 @@ def test_release_writes_weights_grid_and_card(tmp_path):
     assert f"| all keypoint embeddings | {m['app_share_region']:.2f} |" in card and "CPD" in card
 
 
+def test_release_with_real_images_stores_the_realism_measure(tmp_path):
+    from PIL import Image
+
+    from gan.release import release
+
+    for i, x in enumerate(images(12)):
+        Image.fromarray(x.permute(1, 2, 0).numpy()).save(tmp_path / f"{i}.png")
+    Trainer(get_config("tiny", {"train.sample_every": 1000}), images(), tmp_path / "run").fit(2, progress=False)
+    w = release(tmp_path / "run", "toy", "random pixels", out=tmp_path / "w", real=tmp_path, n_pairs=4, realism_n=8)
+    m = load_generator(w)[1]["metrics"]
+    assert m["pairs"] == 4 and m["realism_n"] == 8 and m["realism_real_n"] == 8 and m["realism_data"] == str(tmp_path)
+    assert 0.5 <= m["c2st_acc"] <= 1 and "two-sample classifier accuracy" in (tmp_path / "w" / "toy_gan.md").read_text()
+
+
 def test_snapshot_logs_the_label_free_metrics(tmp_path):
     cfg = get_config("tiny", {"train.n_metric_pairs": 3, "train.n_realism": 6, "train.sample_every": 2})
     Trainer(cfg, images(), tmp_path).fit(2, progress=False)
