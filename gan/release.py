@@ -23,7 +23,7 @@ from .checkpoint import file_sha256, load_generator, save_generator
 from .diagnostics import keypoint_report
 from .metrics import gan_metrics, rounded
 from .sampling import sample
-from .train import read_stats
+from .stats import read_stats
 from .viz import sample_grid, save_png
 
 

@@ -39,6 +39,7 @@ from .losses import d_logistic_loss, g_nonsaturating_loss, gradient_penalty
 from .malloc import retain_freed_memory
 from .metrics import gan_metrics, rounded
 from .sampling import sample
+from .stats import stats_lines
 from .viz import sample_grid, save_png
 
 log = logging.getLogger(__name__)
@@ -423,31 +424,6 @@ class Trainer:
         keep = [line for line, r in stats_lines(path, lines) if r.get("step", 0) <= self.step]
         if len(keep) != len(lines):
             path.write_text("".join(k + "\n" for k in keep))
-
-
-def stats_lines(path: str | Path, lines: list[str] | None = None) -> list[tuple[str, dict[str, Any]]]:
-    """(line, record) of every non-empty line of a stats.jsonl; a torn last line is skipped with a warning.
-
-    Raises:
-        CheckpointError: a line other than the last is not JSON (naming the file and line).
-    """
-    path = Path(path)
-    lines = path.read_text().splitlines() if lines is None else lines
-    numbered = [(n, x) for n, x in enumerate(lines, 1) if x.strip()]
-    out = []
-    for i, (n, line) in enumerate(numbered):
-        try:
-            out.append((line, json.loads(line)))
-        except json.JSONDecodeError as e:
-            if i < len(numbered) - 1:
-                raise CheckpointError(f"{path}:{n} is not a JSON line ({e}); remove or fix that line") from e
-            log.warning("%s: dropping its torn last line %d (%s): %.80r", path, n, e, line)
-    return out
-
-
-def read_stats(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a stats.jsonl (see :func:`stats_lines`)."""
-    return [r for _, r in stats_lines(path)]
 
 
 def install_stop_handlers(stop: Callable[[], None]) -> dict:

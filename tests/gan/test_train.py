@@ -134,7 +134,7 @@ def test_resume_drops_a_torn_last_stats_line(tmp_path, caplog):
     stats = tmp_path / "stats.jsonl"
     good = stats.read_text()
     stats.write_text(good + '{"time": 0.1, "step": 4, "images"')  # killed during the write
-    with caplog.at_level(logging.WARNING, logger="gan.train"):
+    with caplog.at_level(logging.WARNING, logger="gan.stats"):
         t = Trainer(cfg, images(), tmp_path, resume=True)
     assert "torn last line" in caplog.text and str(stats) in caplog.text
     assert stats.read_text() == good

@@ -1,0 +1,40 @@
+"""stats.jsonl, the training log of the GAN (one JSON object a line, as stylegan2-ada): reading it back.
+
+A kill during a write can leave the last line torn; readers skip it with a warning (the checkpoint is the truth).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import CheckpointError
+
+log = logging.getLogger(__name__)
+
+
+def stats_lines(path: str | Path, lines: list[str] | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """(line, record) of every non-empty line of a stats.jsonl; a torn last line is skipped with a warning.
+
+    Raises:
+        CheckpointError: a line other than the last is not JSON (naming the file and line).
+    """
+    path = Path(path)
+    lines = path.read_text().splitlines() if lines is None else lines
+    numbered = [(n, x) for n, x in enumerate(lines, 1) if x.strip()]
+    out = []
+    for i, (n, line) in enumerate(numbered):
+        try:
+            out.append((line, json.loads(line)))
+        except json.JSONDecodeError as e:
+            if i < len(numbered) - 1:
+                raise CheckpointError(f"{path}:{n} is not a JSON line ({e}); remove or fix that line") from e
+            log.warning("%s: dropping its torn last line %d (%s): %.80r", path, n, e, line)
+    return out
+
+
+def read_stats(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a stats.jsonl (see :func:`stats_lines`)."""
+    return [r for _, r in stats_lines(path)]
