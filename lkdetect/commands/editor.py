@@ -10,7 +10,9 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--domain", default="faces", help="shipped weights to use: faces (default) or birds")
-    p.add_argument("--gan", default=None, metavar="WEIGHTS", help="GAN weights (safetensors) instead of the shipped")
+    p.add_argument(
+        "--gan", default=None, metavar="WEIGHTS", help="GAN weights (safetensors) instead of the shipped ones"
+    )
     p.add_argument(
         "--weights", default=None, metavar="PATH", help="detector weights instead of the shipped detector of --domain"
     )
