@@ -34,11 +34,13 @@ import numpy as np
 import torch
 
 from lkdetect import Detector
-from lkdetect.detector import BaseDetector
+from lkdetect.base import BaseDetector
 from lkdetect.detector_config import get_config, network_kwargs
+from lkdetect.models import resolve_weights
 from lkdetect.network import KeypointNet, count_parameters
+from lkdetect.onnx import export_onnx
 from lkdetect.tta import TTA
-from lkdetect.weights import make_metadata, resolve_weights
+from lkdetect.weights import make_metadata
 
 
 def timed(fn: Callable[[], object], repeats: int, warmup: int = 3) -> tuple[float, float]:
@@ -94,7 +96,7 @@ def onnxruntime_engine(det: Detector, repeats: int, threads: int) -> dict[str, f
 
     with tempfile.TemporaryDirectory() as tmp:
         onnx_det = OnnxDetector(
-            det.export_onnx(Path(tmp) / "model.onnx"), threads=threads, tta=det.tta, refine=det.refine
+            export_onnx(det, det.metadata, Path(tmp) / "model.onnx"), threads=threads, tta=det.tta, refine=det.refine
         )
     return columns(onnx_det, lambda batch: onnx_det.session.run(None, {INPUT: batch.numpy()}), repeats)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,28 +27,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Detect = Callable[["torch.Tensor"], "torch.Tensor"]  # (N, 3, R, R) in [0, 1] -> (N, K, 2) pixels (x, y)
-
-
-def shipped_gan_path(domain: str = "faces") -> Path:
-    """Path of the shipped GAN weights ``<domain>_gan.safetensors``, searched where the shipped detectors are
-    (:func:`lkdetect.weights.weights_dirs`: ``$LKDETECT_WEIGHTS_DIR``, package data, the checkout's ``weights/``).
-
-    Raises:
-        ValueError: a domain name other than lower-case letters, digits and underscores.
-        FileNotFoundError: no such file (the message lists the places searched).
-    """
-    from .weights import weights_dirs
-
-    if not re.fullmatch(r"[a-z0-9_]+", domain):
-        raise ValueError(f"domain must be lower-case letters, digits or '_', got {domain!r}")
-    candidates = [d / f"{domain}_gan.safetensors" for d in weights_dirs()]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise FileNotFoundError(
-        f"no shipped GAN weights for domain {domain!r}; looked in "
-        f"{', '.join(str(p) for p in candidates)}; pass --gan PATH"
-    )
 
 
 def load_detector(weights: str | Path | None = None, domain: str = "faces") -> Detect | None:
@@ -461,7 +438,7 @@ def run_demo(
     Args:
         out: output folder (created).
         seed: sampling seed; the same seed gives the same pictures.
-        domain: which shipped weights to use when ``gan_path`` is None (see :func:`shipped_gan_path`).
+        domain: which shipped weights to use when ``gan_path`` is None (see :func:`lkdetect.models.shipped_gan_path`).
         gan_path: GAN release weights (safetensors) instead of the shipped ones.
         detector_weights: detector weights instead of the shipped detector of ``domain``; the shipped one is
             optional (a warning when missing), explicitly given weights must load.
@@ -479,6 +456,8 @@ def run_demo(
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    from .models import shipped_gan_path
+
     path = Path(gan_path) if gan_path is not None else shipped_gan_path(domain)
     generator, info = load_generator(path)
     if detect is None:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .detector import BaseDetector
+from .base import BaseDetector
 from .errors import CheckpointError
 from .weights import COLOR_ORDER, COORDINATES, atomic_write, file_sha256
 
@@ -207,7 +207,8 @@ class OnnxDetector(BaseDetector):
         """
         if isinstance(name_or_path, (str, Path)) and Path(name_or_path).suffix.lower() == ".onnx":
             return cls(name_or_path, providers, threads, tta, refine)
-        from .weights import load_weights, resolve_weights
+        from .models import resolve_weights
+        from .weights import load_weights
 
         path = resolve_weights(name_or_path)
         network, metadata = load_weights(path)

@@ -135,7 +135,7 @@ class DetectorTrainer:
     ):
         from gan.train import resolve_amp
 
-        from .detector import resolve_device
+        from .base import resolve_device
 
         self.cfg = cfg
         self.run_dir = Path(run_dir)
@@ -431,8 +431,7 @@ def add_flip_permutation(weights: str | Path, gan: str | Path | None = None, n: 
     validated on, else 512) of ``gan``, by default the GAN named in the weights' metadata (``training.gan_file``),
     looked up among the shipped weights.
     """
-    from .demo import shipped_gan_path
-    from .weights import resolve_weights
+    from .models import resolve_weights, shipped_gan_path
 
     path = resolve_weights(weights)
     network, meta = load_weights(path)

@@ -5,10 +5,7 @@ network config (backbone name and head kwargs, K, input size), mean/std, colour 
 keypoint names, training data, the source GAN's sha256 and the lkdetect version. Every metadata value is stored
 as a JSON string. Loading is strict: any mismatch raises :class:`~lkdetect.errors.CheckpointError` naming what was
 expected and what was found. Nothing is ever unpickled.
-
-Shipped weights are found by name (``"faces"`` -> ``faces_detector.safetensors``) in, in order: the directory in
-``$LKDETECT_WEIGHTS_DIR``, the package's own ``lkdetect/shipped/`` (installed as package data, so it works after a
-plain ``pip install .`` as well as in an editable install) and, in a source checkout, the repository's ``weights/``.
+Shipped weights are found by name in :mod:`lkdetect.models`.
 """
 
 from __future__ import annotations
@@ -17,7 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -31,8 +27,6 @@ FORMAT = "lkdetect-detector"
 FORMAT_VERSION = 1
 COLOR_ORDER = "RGB"
 COORDINATES = "xy, pixels, centres at integers"
-DEFAULT_NAME = "faces"
-SUFFIX = "_detector.safetensors"
 # Keys every file carries; values are JSON.
 REQUIRED_KEYS = (
     "format",
@@ -242,38 +236,3 @@ def load_weights(path: str | Path, num_keypoints: int | None = None) -> tuple[An
     net.load_state_dict(tensors, strict=True)
     meta = {**meta, "sha256": file_sha256(path), "path": str(path)}
     return net.eval().requires_grad_(False), meta
-
-
-def weights_dirs() -> list[Path]:
-    """Directories searched for shipped weights, in order (see the module docstring)."""
-    dirs = []
-    if os.environ.get("LKDETECT_WEIGHTS_DIR"):
-        dirs.append(Path(os.environ["LKDETECT_WEIGHTS_DIR"]))
-    here = Path(__file__).resolve().parent
-    dirs += [here / "shipped", here.parent / "weights"]
-    return dirs
-
-
-def resolve_weights(name_or_path: str | Path | None = None) -> Path:
-    """Map ``None`` (the face detector), a name (``"faces"``, ``"birds"``) or a path to a weights file.
-
-    Raises:
-        FileNotFoundError: a path that does not exist, or a name with no file in :func:`weights_dirs`.
-    """
-    if name_or_path is None:
-        name_or_path = DEFAULT_NAME
-    if isinstance(name_or_path, str) and re.fullmatch(r"[a-z0-9_]+", name_or_path):
-        candidates = [d / f"{name_or_path}{SUFFIX}" for d in weights_dirs()]
-        for c in candidates:
-            if c.is_file():
-                return c
-        available = sorted({p.name[: -len(SUFFIX)] for d in weights_dirs() if d.is_dir() for p in d.glob(f"*{SUFFIX}")})
-        raise FileNotFoundError(
-            f"no shipped detector {name_or_path!r}: looked for {[str(c) for c in candidates]}; available names: "
-            f"{available or 'none'}. Train one with `lkdetect train-detector` or pass a weights file path"
-        )
-    if not isinstance(name_or_path, (str, Path)):
-        raise TypeError(f"expected a weights name, a path or None, got {type(name_or_path).__name__}")
-    path = Path(name_or_path)
-    check_file(path, "detector weights")
-    return path

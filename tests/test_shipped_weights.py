@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lkdetect import Detector
-from lkdetect.demo import shipped_gan_path
+from lkdetect.models import shipped_gan_path
 
 # domain -> K; both files of each domain are committed, so a missing one is a failure, not a skip
 DOMAINS = {"faces": 10, "birds": 4}

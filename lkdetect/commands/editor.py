@@ -29,9 +29,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from gan.checkpoint import load_generator
-    from lkdetect.demo import load_detector, shipped_gan_path
+    from lkdetect.demo import load_detector
     from lkdetect.editor.server import make_server
     from lkdetect.editor.session import Session, gan_identity
+    from lkdetect.models import shipped_gan_path
 
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port must be in [0, 65535], got {args.port}")

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from gan.config import GANConfig, get_config, parse_overrides, preset_dict, validate
     from gan.data import load_training_images
     from gan.train import Trainer, init_distributed
-    from lkdetect.detector import resolve_device
+    from lkdetect.base import resolve_device
 
     resolve_device(args.device)  # a device this machine lacks: one clear error before the images load
     overrides = parse_overrides(args.set)

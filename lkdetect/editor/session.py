@@ -203,7 +203,7 @@ def _generator_for(info: dict[str, Any], gan: Any) -> Generator:
     if gan is None:
         if not info.get("domain"):
             raise EditError("the edit names no shipped GAN domain; pass gan=PATH of the weights it was made with")
-        from lkdetect.demo import shipped_gan_path
+        from lkdetect.models import shipped_gan_path
 
         gan = shipped_gan_path(info["domain"])
     found = gan_identity(gan)["sha256"]

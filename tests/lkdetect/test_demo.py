@@ -14,6 +14,7 @@ from PIL import Image
 
 import gan
 from lkdetect import demo as demo_mod
+from lkdetect import models
 from lkdetect.cli import main
 
 
@@ -104,17 +105,17 @@ def test_demo_errors(tiny_gan, tmp_path, capsys):
     assert "no shipped GAN weights" in err and "no_such_domain_gan.safetensors" in err
     assert main(["demo", "--gan", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "y")]) == 2
     with pytest.raises(ValueError, match="domain"):
-        demo_mod.shipped_gan_path("../faces")
+        models.shipped_gan_path("../faces")
 
 
 def test_shipped_gan_path_follows_weights_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("LKDETECT_WEIGHTS_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="cats_gan"):
-        demo_mod.shipped_gan_path("cats")
+        models.shipped_gan_path("cats")
     (tmp_path / "cats_gan.safetensors").write_bytes(b"x")
-    assert demo_mod.shipped_gan_path("cats") == tmp_path / "cats_gan.safetensors"
+    assert models.shipped_gan_path("cats") == tmp_path / "cats_gan.safetensors"
     (tmp_path / "birds_gan.safetensors").write_bytes(b"x")  # $LKDETECT_WEIGHTS_DIR comes before the shipped ones
-    assert demo_mod.shipped_gan_path("birds") == tmp_path / "birds_gan.safetensors"
+    assert models.shipped_gan_path("birds") == tmp_path / "birds_gan.safetensors"
 
 
 def test_import_demo_does_not_load_gan():

@@ -11,6 +11,7 @@ from PIL import Image
 
 from lkdetect import Detector, Keypoints
 from lkdetect.network import KeypointNet, soft_argmax
+from lkdetect.video import detect_video
 from lkdetect.weights import file_sha256, make_metadata, save_weights
 
 
@@ -189,7 +190,7 @@ def test_batch_errors_name_the_index(det, rgb):
 
 
 def test_detect_video_hook_delegates(det, rgb):
-    results = list(det.detect_video([rgb, rgb], smooth=False))
+    results = list(detect_video(det, [rgb, rgb], smooth=False))
     assert len(results) == 2
     np.testing.assert_allclose(results[1].keypoints.xy, det.detect(rgb).xy, atol=1e-5)
 

@@ -13,6 +13,7 @@ from lkdetect import CheckpointError, Detector
 from lkdetect.cli import main as cli
 from lkdetect.network import KeypointNet
 from lkdetect.onnx import FORMAT, OnnxDetector, export_onnx
+from lkdetect.video import detect_video
 from lkdetect.weights import make_metadata, save_weights
 
 SIZE = (32, 48)  # not square: a swapped H and W fails the tests
@@ -37,7 +38,7 @@ def det(weights):
 
 @pytest.fixture(scope="module")
 def model(det, tmp_path_factory):
-    return det.export_onnx(tmp_path_factory.mktemp("onnx") / "tiny.onnx")
+    return export_onnx(det, det.metadata, tmp_path_factory.mktemp("onnx") / "tiny.onnx")
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +129,8 @@ def test_dynamic_batch_sample_alone_equals_sample_in_batch(onnx_det):
 
 def test_detect_video_on_frames_matches_pytorch(onnx_det, det):
     frames = [rgb(36, 44, i) for i in range(5)]
-    ref = list(det.detect_video(frames, smooth=False, batch_size=2))
-    out = list(onnx_det.detect_video(frames, smooth=False, batch_size=2))
+    ref = list(detect_video(det, frames, smooth=False, batch_size=2))
+    out = list(detect_video(onnx_det, frames, smooth=False, batch_size=2))
     assert [r.index for r in out] == list(range(5))
     np.testing.assert_allclose([r.keypoints.xy for r in out], [r.keypoints.xy for r in ref], atol=1e-3)
 
@@ -280,7 +281,7 @@ def test_shipped_face_detector_parity_on_real_faces(data_root, tmp_path):
     paths = [root / line.split()[0] for line in listing.read_text().splitlines() if line.strip()][:64]
     if len(paths) < 64 or not all(p.is_file() for p in paths):
         pytest.skip("fewer than 64 MTFL test images present")
-    onnx_faces = OnnxDetector(faces.export_onnx(tmp_path / "faces.onnx"), threads=1)
+    onnx_faces = OnnxDetector(export_onnx(faces, faces.metadata, tmp_path / "faces.onnx"), threads=1)
     assert onnx_faces.keypoint_names == faces.keypoint_names
     ref, out = faces.detect_batch(paths), onnx_faces.detect_batch(paths)
     assert ref.xy.shape == (64, faces.num_keypoints, 2)

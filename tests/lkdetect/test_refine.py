@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from lkdetect import Detector
+from lkdetect.onnx import export_onnx
 from lkdetect.refine import MIN_SIDE_PX, Refine, as_refine, refine_boxes, spread
 
 
@@ -106,7 +107,7 @@ def test_switch_on_and_off(plain, images):
 def test_onnx_detector_refines_alike(plain, images, tmp_path):
     from lkdetect.onnx import OnnxDetector
 
-    ort = OnnxDetector(plain.export_onnx(tmp_path / "m.onnx"), refine=True)
+    ort = OnnxDetector(export_onnx(plain, plain.metadata, tmp_path / "m.onnx"), refine=True)
     ref = Detector.load("faces", refine=True)
     np.testing.assert_allclose(ort.detect_batch(images).xy, ref.detect_batch(images).xy, atol=2e-2)
 

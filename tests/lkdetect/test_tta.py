@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from lkdetect import Detector
-from lkdetect.detector import BaseDetector
+from lkdetect.base import BaseDetector
 from lkdetect.errors import CheckpointError
 from lkdetect.network import KeypointNet
+from lkdetect.onnx import export_onnx
 from lkdetect.tta import TTA, _best_pairing, _greedy_pairing, check_permutation, flip_permutation, make_views
 from lkdetect.weights import make_metadata, save_weights
 
@@ -169,7 +170,7 @@ def test_onnx_detector_averages_the_same_views(tmp_path):
     path = tmp_path / "w.safetensors"
     save_weights(path, net.eval(), meta)
     det = Detector.load(path, tta=True)
-    onnx = OnnxDetector(det.export_onnx(tmp_path / "w.onnx"), tta=True)
+    onnx = OnnxDetector(export_onnx(det, det.metadata, tmp_path / "w.onnx"), tta=True)
     img = np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8)
     assert np.allclose(onnx.detect(img).xy, det.detect(img).xy, atol=1e-3)
     assert not np.allclose(Detector.load(path).detect(img).xy, det.detect(img).xy, atol=1e-3)

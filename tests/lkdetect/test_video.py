@@ -398,7 +398,7 @@ def test_with_an_untrained_tiny_detector(tmp_path):
     det = Detector(net, make_metadata(net))
     path = write_video(tmp_path / "dot.mp4", dot_frames(6))
     for roi in ("full", "10,5,40,30", "face"):
-        results = list(det.detect_video(path, roi=roi, smooth=False, batch_size=4))
+        results = list(detect_video(det, path, roi=roi, smooth=False, batch_size=4))
         assert [r.index for r in results] == list(range(6))
         for r in results:  # soft-argmax keypoints lie inside the region the network saw
             x, y, w, h = r.region

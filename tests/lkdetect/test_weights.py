@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from lkdetect import CheckpointError, Detector
+from lkdetect.models import resolve_weights
 from lkdetect.network import KeypointNet
 from lkdetect.weights import (
     FORMAT,
@@ -17,7 +18,6 @@ from lkdetect.weights import (
     load_weights,
     make_metadata,
     read_metadata,
-    resolve_weights,
     save_weights,
 )
 
