@@ -35,10 +35,10 @@ import torch
 
 from lkdetect import Detector
 from lkdetect.base import BaseDetector
-from lkdetect.detector_config import get_config, network_kwargs
 from lkdetect.models import resolve_weights
 from lkdetect.network import KeypointNet, count_parameters
 from lkdetect.onnx import export_onnx
+from lkdetect.training.config import get_config, network_kwargs
 from lkdetect.tta import TTA
 from lkdetect.weights import make_metadata
 

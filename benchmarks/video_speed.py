@@ -35,8 +35,8 @@ DEFAULT_VIDEO = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" /
 def random_detector(preset: str = "cpu", num_keypoints: int = 10, size: int = 64):
     """An untrained ``Detector`` with the network of a detector preset (same preprocessing and cost as trained)."""
     from lkdetect.detector import Detector
-    from lkdetect.detector_config import get_config, network_kwargs
     from lkdetect.network import KeypointNet
+    from lkdetect.training.config import get_config, network_kwargs
     from lkdetect.weights import make_metadata
 
     torch.manual_seed(0)

@@ -1,5 +1,6 @@
-"""The benchmarks by name: ``load_benchmark("mafl" | "celeba-wild" | "cub" | "mtfl", root)`` (PAPER.md
-"Benchmark protocols"; the readers and their preprocessing live in celeba.py, cub.py and mtfl.py)."""
+"""The benchmarks by name: ``load_benchmark("mafl" | "celeba-wild" | "cub" | "mtfl", root)`` (the protocols of
+LatentKeypointGAN, He, Wandt, Rhodin, arXiv 2103.15812, and of MTFL; the readers and their preprocessing
+live in celeba.py, cub.py and mtfl.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,20 @@ def shipped_detector(name: str) -> str:
         return SHIPPED_DETECTOR[name]
     except KeyError:
         raise ValueError(f"unknown benchmark {name!r}; expected one of {', '.join(BENCHMARKS)}") from None
+
+
+def parse_classes(text: str | None) -> list[int] | None:
+    """``--classes 1,2,3`` (CUB class ids) -> [1, 2, 3]; None or "" -> None (all classes).
+
+    Raises:
+        ValueError: not comma-separated integers.
+    """
+    if not text:
+        return None
+    try:
+        return [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise ValueError(f"--classes must be comma-separated integers, got {text!r}") from None
 
 
 def load_benchmark(name: str, root: str | Path, classes: Sequence[int] | None = None) -> Benchmark:

@@ -194,8 +194,8 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The arguments of ``lkdetect equivariance`` (and its alias ``python -m evaluation.equivariance``)."""
     ap.add_argument("benchmark", choices=BENCHMARKS)
     ap.add_argument("--root", required=True, help="dataset folder in its official layout (images only are used)")
     ap.add_argument("--weights", default=None, help="lkdetect weights or shipped name (default: the benchmark's)")
@@ -203,10 +203,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=1000, help="the first N images of the split (default 1000)")
     ap.add_argument("--refine", action="store_true", help="detector with refinement")
     ap.add_argument("--out", default=None, help="folder for equivariance.json and equivariance.png")
-    args = ap.parse_args(argv)
-    if args.limit < 1:
-        ap.error(f"--limit must be >= 1, got {args.limit}")
 
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Raise ``ValueError`` on arguments out of range (before anything loads)."""
+    if args.limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {args.limit}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure the detector's equivariance on the split's first images; print (and with --out write) the report."""
+    check_arguments(args)
     from lkdetect import Detector
 
     bench = load_benchmark(args.benchmark, args.root)
@@ -237,6 +244,18 @@ def main(argv: list[str] | None = None) -> int:
         plot(r, out / "equivariance.png")
         print(f"report: {out}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m evaluation.equivariance``: an alias of ``lkdetect equivariance``."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(ap)
+    args = ap.parse_args(argv)
+    try:
+        check_arguments(args)
+    except ValueError as e:
+        ap.error(str(e))
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -47,13 +47,16 @@ def nearest_parts(det: Detections, bench: Benchmark) -> list[dict[str, Any]]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The arguments of ``lkdetect keypoint-parts`` (and its alias ``python -m evaluation.keypoint_parts``)."""
     ap.add_argument("benchmark", choices=BENCHMARKS)
     ap.add_argument("--root", required=True)
     ap.add_argument("--weights", default=None, help="lkdetect weights or shipped name (default: the benchmark's)")
     ap.add_argument("--limit", type=int, default=2000, help="the first N training images (default 2000)")
-    args = ap.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print, for each keypoint, the annotated landmark it sits nearest to."""
     from lkdetect import Detector
 
     bench = load_benchmark(args.benchmark, args.root)
@@ -66,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     for r in nearest_parts(det, bench):
         print(f"| {r['keypoint']} | {r['part']} | {r['distance']:.0f} | {r['second'][0]} | {r['second'][1]:.0f} |")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m evaluation.keypoint_parts``: an alias of ``lkdetect keypoint-parts``."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(ap)
+    return run(ap.parse_args(argv))
 
 
 if __name__ == "__main__":

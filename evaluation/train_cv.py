@@ -1,6 +1,6 @@
 """Cross-validation inside a benchmark's training split: compare detectors or fits without the test split.
 
-    python -m evaluation.train_cv mtfl --root ../shared/data/mtfl80 [--weights faces] [--folds 5] [--zoom 1.5]
+    lkdetect train-cv mtfl --root ../shared/data/mtfl80 [--weights faces] [--folds 5] [--zoom 1.5]
         [--fit lstsq [trimmed]] [--tta] [--refine [SIDE]]
 
 The training images are detected once, split into folds at random (seeded), and for each fold the regression is
@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from lkdetect.commands import add_refine_argument
+from lkdetect.refine import add_refine_argument
 
-from .benchmarks import BENCHMARKS, load_benchmark, shipped_detector
+from .benchmarks import BENCHMARKS, load_benchmark, parse_classes, shipped_detector
 from .regression import FITS
 from .run import Detections, detect, score
 from .samples import Benchmark, Sample, resize_crop
@@ -113,8 +113,8 @@ def zoomed(bench: Benchmark, zoom: float) -> Benchmark:
     return dataclasses.replace(bench, load_image=load_image)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The arguments of ``lkdetect train-cv`` (and its alias ``python -m evaluation.train_cv``)."""
     ap.add_argument("benchmark", choices=BENCHMARKS)
     ap.add_argument("--root", required=True, help="dataset folder in its official layout")
     ap.add_argument("--weights", default=None, help="lkdetect weights file or shipped name (default: the benchmark's)")
@@ -128,16 +128,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--tta", action="store_true", help="test-time augmentation (mirror x scales 0.9, 1.0, 1.1)")
     add_refine_argument(ap)
-    args = ap.parse_args(argv)
-    if args.zoom is not None and not args.zoom >= 1:
-        ap.error(f"--zoom must be >= 1, got {args.zoom}")
-    if args.refine is not None and not args.refine > 0:
-        ap.error(f"--refine SIDE must be > 0, got {args.refine}")
-    logging.basicConfig(level=logging.WARNING)
 
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Raise ``ValueError`` on arguments out of range (before anything loads)."""
+    if args.zoom is not None and not args.zoom >= 1:
+        raise ValueError(f"--zoom must be >= 1, got {args.zoom}")
+    if args.refine is not None and not args.refine > 0:
+        raise ValueError(f"--refine SIDE must be > 0, got {args.refine}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Detect the training split once, cross-validate and print one table row per view and fit."""
+    check_arguments(args)
     from lkdetect.detector import Detector
 
-    classes = [int(c) for c in args.classes.split(",")] if args.classes else None
+    classes = parse_classes(args.classes)
     bench = load_benchmark(args.benchmark, args.root, classes)
     weights = args.weights or shipped_detector(args.benchmark)
     detector = Detector.load(weights, tta=args.tta, refine=args.refine)
@@ -160,6 +166,19 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {(per < 10).mean():.3f} |"
             )
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m evaluation.train_cv``: an alias of ``lkdetect train-cv``."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(ap)
+    args = ap.parse_args(argv)
+    try:
+        check_arguments(args)
+    except ValueError as e:
+        ap.error(str(e))
+    logging.basicConfig(level=logging.WARNING)
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,20 @@ def cub_square_box(box: Box, width: int, height: int) -> tuple[int, int, int, in
     return left, top, right, bottom
 
 
+def parse_classes(text: str | None) -> list[int] | None:
+    """``--classes 1,2,3`` (CUB class ids) -> [1, 2, 3]; None or "" -> None (all classes).
+
+    Raises:
+        ValueError: not comma-separated integers.
+    """
+    if not text:
+        return None
+    try:
+        return [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise ValueError(f"--classes must be comma-separated integers, got {text!r}") from None
+
+
 def cub_training_items(cub: Path, classes: Iterable[int] | None = None) -> list[tuple[Path, Box]]:
     """(image path, bounding box) of the CUB training split, optionally restricted to class ids."""
     images = dict(_pairs(cub / "images.txt"))

@@ -224,8 +224,11 @@ def rounded(d: dict[str, object], digits: int = 4) -> dict[str, object]:
     return {k: round(v, digits) if isinstance(v, float) and math.isfinite(v) else v for k, v in d.items()}
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Label-free swap metrics (and realism) of GAN release weights.")
+DESCRIPTION = "Label-free swap metrics (and realism) of GAN release weights."
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The arguments of ``lkdetect gan-metrics`` (and its alias ``python -m gan.metrics``)."""
     ap.add_argument("--gan", required=True, help="GAN release weights (.safetensors)")
     ap.add_argument("--pairs", type=int, default=128, help="sample pairs for the swap metrics (default 128)")
     ap.add_argument("--seed", type=int, default=METRIC_SEED)
@@ -234,22 +237,31 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--classes", default=None, help="CUB only: comma-separated class ids of the training data")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--json", action="store_true", help="one JSON object instead of a table")
-    args = ap.parse_args(argv)
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Raise ``ValueError`` on arguments out of range (before anything loads)."""
     if args.pairs < 1:
-        ap.error(f"--pairs must be >= 1, got {args.pairs}")
+        raise ValueError(f"--pairs must be >= 1, got {args.pairs}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure and print the metrics (a table, or one JSON object with --json)."""
+    check_arguments(args)
     torch.set_num_threads(args.threads)
     from .checkpoint import load_generator
 
     g, _ = load_generator(args.gan)
     out = gan_metrics(g, args.pairs, args.seed)
     if args.data:
+        from .data import parse_classes
         from .realism import DEFAULT_N, realism
 
-        classes = [int(c) for c in args.classes.split(",")] if args.classes else None
+        classes = parse_classes(args.classes)
         out.update(realism(g, args.data, n=args.realism_n or DEFAULT_N, classes=classes))
     if args.json:
         print(json.dumps(rounded(out)))
-        return
+        return 0
     for key, value in rounded(out).items():
         if key != "cpd_matrix":
             print(f"{key:24s} {value}")
@@ -257,6 +269,19 @@ def main(argv: list[str] | None = None) -> None:
         print("cpd_matrix (mean correlation of one-part swap difference maps):")
         for row in out["cpd_matrix"]:
             print("  " + " ".join(f"{v:6.2f}" for v in row))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m gan.metrics``: an alias of ``lkdetect gan-metrics``."""
+    ap = argparse.ArgumentParser(description=DESCRIPTION)
+    add_arguments(ap)
+    args = ap.parse_args(argv)
+    try:
+        check_arguments(args)
+    except ValueError as e:
+        ap.error(str(e))
+    run(args)
 
 
 if __name__ == "__main__":

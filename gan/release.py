@@ -115,7 +115,7 @@ def metrics_section(mt: dict[str, object]) -> str:
     """Markdown of :func:`label_free_metrics` output for a model card."""
     lines = [
         f"## Label-free metrics ({mt['pairs']} sample pairs, metrics version {mt['metrics_version']}; "
-        "`python -m gan.metrics --gan WEIGHTS`)",
+        "`lkdetect gan-metrics --gan WEIGHTS`)",
         "| swap between two samples | change in the keypoint region, share of swapping all appearance | outside |",
         "|---|---|---|",
         f"| all keypoint embeddings | {mt['app_share_region']:.2f} | {mt['app_share_outside']:.2f} |",
@@ -139,8 +139,11 @@ def metrics_section(mt: dict[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description="Write release weights, samples and a model card from a GAN run.")
+DESCRIPTION = "Write release weights, samples and a model card from a GAN run."
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The arguments of ``lkdetect release-gan`` (and its alias ``python -m gan.release``)."""
     ap.add_argument("run_dir")
     ap.add_argument("--name", required=True)
     ap.add_argument("--data", required=True, help="description of the training data for the model card")
@@ -149,8 +152,19 @@ def main() -> None:
     ap.add_argument("--real", default=None, help="training-data folder: also measure realism (gan/realism.py)")
     ap.add_argument("--pairs", type=int, default=128, help="sample pairs for the label-free metrics")
     ap.add_argument("--realism-n", type=int, default=None, help="images per side for realism (default 1000)")
-    args = ap.parse_args()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the release and print the weights' path."""
     print(release(args.run_dir, args.name, args.data, args.out, args.machine, args.real, args.pairs, args.realism_n))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m gan.release``: an alias of ``lkdetect release-gan``."""
+    ap = argparse.ArgumentParser(description=DESCRIPTION)
+    add_arguments(ap)
+    run(ap.parse_args(argv))
 
 
 if __name__ == "__main__":

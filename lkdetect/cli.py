@@ -1,4 +1,9 @@
-"""The ``lkdetect`` command. Each subcommand lives in its own module and is imported only when run."""
+"""The ``lkdetect`` command: every entry point of the project is a subcommand here.
+
+Each subcommand lives in a module with ``add_arguments(parser)`` and ``run(args) -> int``; only the module of the
+subcommand being run is imported (``lkdetect --help`` imports none), so parsing stays fast. The modules of the GAN
+and benchmark tools are ``gan.*`` and ``evaluation.*`` themselves: their ``python -m`` forms are aliases.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +22,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("lkdetect.commands.export", "write detector weights as an ONNX model (onnxruntime deployment)"),
     "demo": ("lkdetect.commands.demo", "pictures of generated images, keypoints, edits and animations (index.html)"),
     "editor": ("lkdetect.commands.editor", "edit generated images in the browser: drag keypoints, exchange parts"),
+    "add-flip": ("lkdetect.training.flip", "add the keypoints' flip permutation (mirrored TTA) to detector weights"),
+    "release-gan": ("gan.release", "write GAN release weights, samples and a model card from a train-gan run"),
+    "gan-metrics": ("gan.metrics", "label-free swap metrics (and realism) of GAN release weights"),
+    "train-cv": ("evaluation.train_cv", "cross-validate the landmark regression inside a benchmark's training split"),
+    "equivariance": ("evaluation.equivariance", "label-free equivariance of a detector on a benchmark's real images"),
+    "keypoint-parts": ("evaluation.keypoint_parts", "the annotated landmark each keypoint sits nearest to"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser, with the arguments of ``command`` only (its module imported); the others list their help."""
     parser = argparse.ArgumentParser(
         prog="lkdetect", description="Unsupervised keypoint detection via LatentKeypointGAN"
     )
@@ -29,12 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
-        importlib.import_module(module).add_arguments(p)
+        if name == command:
+            importlib.import_module(module).add_arguments(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)  # the only positional before it is none
+    args = build_parser(command).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )

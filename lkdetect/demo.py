@@ -450,16 +450,17 @@ def run_demo(
     import torch
     from tqdm import tqdm
 
-    from gan.checkpoint import load_generator
     from gan.disentangle import move_locality
     from gan.sampling import sample
+
+    from .training.gan_weights import load_gan
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     from .models import shipped_gan_path
 
     path = Path(gan_path) if gan_path is not None else shipped_gan_path(domain)
-    generator, info = load_generator(path)
+    generator, info = load_gan(path)
     if detect is None:
         detect = load_detector(detector_weights, domain)
     demo = _Demo(generator, detect, out)

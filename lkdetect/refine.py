@@ -8,7 +8,7 @@ detector runs again on that box (``passes`` times). Every object then reaches th
 scale, whatever its size and place in the image; boxes may extend past the image (padded black).
 
 Default side: 3.5 [choice, measured]. Chosen for the shipped face detector inside the MTFL *training* split
-(5-fold CV of the landmark regression, ``python -m evaluation.train_cv mtfl ... --zoom 1.5 --refine SIDE``) among
+(5-fold CV of the landmark regression, ``lkdetect train-cv mtfl ... --zoom 1.5 --refine SIDE``) among
 sides 2 to 6 with one or two passes, read both on the faces as they are and on faces zoomed 1.5x for scoring only
 (a train/test scale shift like the benchmark's): one pass at 3.5 came within 0.11 points of the best (two passes
 at 3.5) in both readings, at half the cost. On the CUB birds detector it did not help (face detector card).
@@ -24,6 +24,7 @@ Refinement costs one more detection per pass; it is off unless asked for (``Dete
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,3 +83,21 @@ def refine_boxes(xy: np.ndarray, side: float) -> np.ndarray:
     centre = xy.mean(axis=1)
     s = np.maximum(side * spread(xy), MIN_SIDE_PX)
     return np.stack([centre[:, 0] - s / 2, centre[:, 1] - s / 2, s, s], axis=1)
+
+
+def add_refine_argument(p: argparse.ArgumentParser) -> None:
+    """``--refine [SIDE]`` on a command line: absent -> None (off), bare -> the default side, else SIDE (> 0).
+
+    The value goes to :func:`as_refine` (``Detector.load(..., refine=args.refine)``); every command that detects
+    (``lkdetect detect/eval/video/train-cv``) takes it this way."""
+    side = Refine().side
+    p.add_argument(
+        "--refine",
+        nargs="?",
+        type=float,
+        const=side,
+        default=None,
+        metavar="SIDE",
+        help=f"detect again on a square box around the first keypoints, SIDE times their spread (default {side:g}): "
+        "every object reaches the network at the same scale; one more detection per image",
+    )

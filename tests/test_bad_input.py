@@ -25,14 +25,13 @@ from PIL import Image
 import gan
 from gan.checkpoint import CheckpointError as GanCheckpointError
 from gan.checkpoint import load_state
-from lkdetect import Detector
+from lkdetect import Detector, commands
 from lkdetect.cli import main as cli
-from lkdetect.commands import video as video_command
-from lkdetect.detector_config import get_config
 from lkdetect.errors import CheckpointError
 from lkdetect.images import load_region, to_tensor
 from lkdetect.network import KeypointNet
-from lkdetect.train_detector import DetectorTrainer, load_checkpoint
+from lkdetect.training.config import get_config
+from lkdetect.training.trainer import DetectorTrainer, load_checkpoint
 from lkdetect.weights import make_metadata, save_weights
 
 DATA = Path(os.environ.get("LKDETECT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -442,7 +441,7 @@ VIDEOS = [
 @pytest.mark.parametrize("make, extra, status, written, announced", [pytest.param(*c[1:], id=c[0]) for c in VIDEOS])
 def test_video_partial_input(tmp_path, monkeypatch, caplog, make, extra, status, written, announced):
     """Item 2: a file that ends early keeps its JSON lines, warns with both counts, and exits 1 unless allowed."""
-    monkeypatch.setattr(video_command, "load_detector", lambda weights, device="cpu": _ConstantDetector())
+    monkeypatch.setattr(commands, "load_engine", lambda args: _ConstantDetector())
     video, js = make(tmp_path), tmp_path / "kp.jsonl"
     with caplog.at_level(logging.INFO):
         assert cli(["video", str(video), "--json", str(js), "--no-progress", *extra]) == status
@@ -487,7 +486,7 @@ def test_video_partial_input(tmp_path, monkeypatch, caplog, make, extra, status,
     ],
 )
 def test_video_unreadable(tmp_path, monkeypatch, capsys, make, pattern):
-    monkeypatch.setattr(video_command, "load_detector", lambda weights, device="cpu": _ConstantDetector())
+    monkeypatch.setattr(commands, "load_engine", lambda args: _ConstantDetector())
     assert cli(["video", str(make(tmp_path)), "--json", str(tmp_path / "kp.jsonl"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and re.search(pattern, err[0]), err

@@ -1,4 +1,5 @@
-"""Subcommands of the lkdetect CLI, one module each (imported lazily by lkdetect.cli)."""
+"""Subcommands of the lkdetect CLI, one module each (imported lazily by lkdetect.cli), and what they share: the
+``--weights`` / ``--onnx`` detector of the commands that detect, and warnings as log lines."""
 
 from __future__ import annotations
 
@@ -7,29 +8,13 @@ import contextlib
 import logging
 import warnings
 from collections.abc import Iterator
-
-from lkdetect.refine import Refine
+from typing import Any
 
 ONNX_HELP = (
     "run on onnxruntime: an .onnx model (lkdetect export), or detector weights (a shipped name such as faces, or "
     "a .safetensors file) exported in memory"
 )
 TTA_HELP = "test-time augmentation: average mirrored views x scales 0.9, 1, 1.1 (6 network passes per image)"
-
-
-def add_refine_argument(p: argparse.ArgumentParser) -> None:
-    """``--refine [SIDE]`` (lkdetect.refine): absent -> None (off), bare -> the default side, else SIDE."""
-    side = Refine().side
-    p.add_argument(
-        "--refine",
-        nargs="?",
-        type=float,
-        const=side,
-        default=None,
-        metavar="SIDE",
-        help=f"detect again on a square box around the first keypoints, SIDE times their spread (default {side:g}): "
-        "every object reaches the network at the same scale; one more detection per image",
-    )
 
 
 @contextlib.contextmanager
@@ -43,3 +28,34 @@ def log_warnings() -> Iterator[None]:
     with warnings.catch_warnings():  # restores showwarning on the way out
         warnings.showwarning = show
         yield
+
+
+def load_engine(args: argparse.Namespace) -> Any:
+    """The detector of ``--onnx MODEL`` (onnxruntime, ``--threads`` when the command has it) or else ``--weights``
+    (PyTorch on ``--device``; None: the shipped face detector). Imported lazily: plain runs never load onnxruntime.
+
+    Raises:
+        ValueError: both given, or ``--onnx`` with a ``--device`` other than cpu.
+    """
+    weights, model, device = getattr(args, "weights", None), getattr(args, "onnx", None), getattr(args, "device", "cpu")
+    if model and weights:
+        raise ValueError("give --weights or --onnx, not both")
+    if model:
+        if device != "cpu":
+            raise ValueError(f"--device {device} applies to the PyTorch detector; --onnx runs on the CPU")
+        from lkdetect.onnx import OnnxDetector
+
+        return OnnxDetector.load(model, threads=getattr(args, "threads", None) or None)
+    from lkdetect.detector import Detector
+
+    return Detector.load(weights, device=device)
+
+
+def load_detector(args: argparse.Namespace) -> Any:
+    """:func:`load_engine`, with ``--tta`` and ``--refine`` set on it when given (else the detector is left alone)."""
+    detector = load_engine(args)
+    if getattr(args, "tta", False):
+        detector.tta = True
+    if getattr(args, "refine", None) is not None:
+        detector.refine = args.refine
+    return detector

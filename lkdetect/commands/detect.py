@@ -7,7 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from . import ONNX_HELP, TTA_HELP, add_refine_argument
+from lkdetect.refine import add_refine_argument
+
+from . import ONNX_HELP, TTA_HELP, load_detector
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,17 +41,8 @@ def parse_box(text: str | None) -> tuple[float, ...] | None:
 def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
-    from lkdetect import Detector
-
     box = parse_box(args.box)
-    if args.onnx:
-        if args.device != "cpu":
-            raise ValueError(f"--device {args.device} applies to the PyTorch detector; --onnx runs on the CPU")
-        from lkdetect.onnx import OnnxDetector
-
-        detector = OnnxDetector.load(args.onnx, tta=args.tta, refine=args.refine)
-    else:
-        detector = Detector.load(args.weights, device=args.device, tta=args.tta, refine=args.refine)
+    detector = load_detector(args)
     results = []
     out_dir = Path(args.out) if args.out else None
     if out_dir:

@@ -28,11 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from gan.checkpoint import load_generator
     from lkdetect.demo import load_detector
     from lkdetect.editor.server import make_server
     from lkdetect.editor.session import Session, gan_identity
     from lkdetect.models import shipped_gan_path
+    from lkdetect.training.gan_weights import load_gan
 
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port must be in [0, 65535], got {args.port}")
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     path = args.gan if args.gan is not None else shipped_gan_path(args.domain)
-    generator, _ = load_generator(path)
+    generator, _ = load_gan(path)
     detect = None if args.no_detector else load_detector(args.weights, args.domain)
     session = Session(generator, gan_identity(path, None if args.gan else args.domain), detect, seed=args.seed)
     try:

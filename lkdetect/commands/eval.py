@@ -1,14 +1,15 @@
 """``lkdetect eval``: score a detector on a landmark benchmark (MAFL, CelebA in the wild, CUB-200-2011, MTFL) with the
-linear-regression protocol of PAPER.md "Benchmark protocols"; prints a table, writes a report with ``--out``."""
+linear-regression protocol of LatentKeypointGAN (He, Wandt, Rhodin, arXiv 2103.15812: landmarks
+regressed linearly from the detected keypoints, without bias); prints a table, writes a report with ``--out``."""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from . import ONNX_HELP, TTA_HELP, add_refine_argument
+from evaluation.benchmarks import BENCHMARKS, parse_classes  # light: numpy and the readers, no torch
+from lkdetect.refine import add_refine_argument
 
-BENCHMARKS = ("mafl", "celeba-wild", "cub", "mtfl")
+from . import ONNX_HELP, TTA_HELP, load_detector
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,26 +38,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="images per detector call")
     p.add_argument("--limit", type=int, default=None, help="only the first N images of each split (quick check)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def parse_classes(text: str | None) -> list[int] | None:
-    if not text:
-        return None
-    try:
-        return [int(c) for c in text.split(",") if c.strip()]
-    except ValueError:
-        raise ValueError(f"--classes must be comma-separated integers, got {text!r}") from None
-
-
-def load_detector(args: argparse.Namespace) -> Any:
-    """The detector named by ``--weights`` or ``--onnx`` (imported lazily)."""
-    if args.onnx:
-        from lkdetect.onnx import OnnxDetector
-
-        return OnnxDetector.load(args.onnx, tta=getattr(args, "tta", False), refine=getattr(args, "refine", None))
-    from lkdetect.detector import Detector
-
-    return Detector.load(args.weights, tta=getattr(args, "tta", False), refine=getattr(args, "refine", None))
 
 
 def run(args: argparse.Namespace) -> int:

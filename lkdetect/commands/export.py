@@ -12,10 +12,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lkdetect.detector import Detector
     from lkdetect.onnx import export_onnx
 
-    detector = Detector.load(args.weights)
+    from . import load_engine
+
+    detector = load_engine(args)
     path = export_onnx(detector, detector.metadata, args.out, opset=args.opset)
     h, w = detector.input_size
     print(f"{path}: K = {detector.num_keypoints}, input (N, 3, {h}, {w}) RGB in [0, 1], opset {args.opset}")

@@ -44,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from lkdetect.detector_config import get_config, parse_overrides, resume_config
+    from lkdetect.training.config import get_config, parse_overrides, resume_config
 
     overrides = parse_overrides(args.set)
     run_dir = Path(args.out)
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if args.gan is None and args.export is None:
         raise ValueError("--gan is required to train (or pass only --out and --export to export a run's weights)")
     if args.gan is not None:
-        from lkdetect.train_detector import DetectorTrainer
+        from lkdetect.training.trainer import DetectorTrainer
 
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             Path(args.out) / "detector.safetensors",
         )
     if args.export is not None:
-        from lkdetect.train_detector import export_weights
+        from lkdetect.training.trainer import export_weights
 
         log.info("exported %s", export_weights(args.out, args.export))
     return 0
@@ -85,6 +85,6 @@ def saved_config(run_dir: Path) -> dict:
     """The settings a run was last trained with: its config.json, else (written before one existed) its checkpoint's."""
     if (run_dir / "config.json").exists():
         return json.loads((run_dir / "config.json").read_text())
-    from lkdetect.train_detector import load_checkpoint
+    from lkdetect.training.trainer import load_checkpoint
 
     return load_checkpoint(run_dir / "checkpoint.pt")["config"]

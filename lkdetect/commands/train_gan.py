@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from gan.config import GANConfig, get_config, parse_overrides, preset_dict, validate
-    from gan.data import load_training_images
+    from gan.data import load_training_images, parse_classes
     from gan.train import Trainer, init_distributed
     from lkdetect.base import resolve_device
 
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     init_distributed()
-    classes = [int(c) for c in args.classes.split(",")] if args.classes else None
+    classes = parse_classes(args.classes)
     with log_warnings():  # one line per skipped image
         images = load_training_images(args.data, cfg.model.resolution, classes=classes, progress=not args.no_progress)
     trainer = Trainer(cfg, images, args.out, resume=args.resume, device=args.device)

@@ -10,7 +10,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from . import ONNX_HELP, TTA_HELP, add_refine_argument
+from lkdetect.refine import add_refine_argument
+
+from . import ONNX_HELP, TTA_HELP, load_detector
 
 log = logging.getLogger(__name__)
 
@@ -45,20 +47,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "read are written either way)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def load_detector(weights: str | None, device: str = "cpu") -> Any:
-    """The detector for the command: ``weights`` if given, else the shipped one (tests replace this)."""
-    from lkdetect.detector import Detector
-
-    return Detector.load(weights, device=device) if weights else Detector.load(device=device)
-
-
-def load_onnx(model: str, threads: int = 0) -> Any:
-    """The onnxruntime detector of ``--onnx`` (imported lazily: plain runs never load onnxruntime)."""
-    from lkdetect.onnx import OnnxDetector
-
-    return OnnxDetector.load(model, threads=threads or None)
 
 
 class BackgroundWriter:
@@ -132,8 +120,6 @@ def run(args: argparse.Namespace) -> int:
 
     from lkdetect.video import DEFAULT_FPS, detect_video_frames, draw_result
 
-    if args.onnx and args.weights:
-        raise ValueError("give --weights or --onnx, not both")
     if args.out is None and args.json is None:
         log.warning("neither --out nor --json given: detecting without writing anything")
     source = _source(args.input)
@@ -147,11 +133,9 @@ def run(args: argparse.Namespace) -> int:
         total = min(total, args.max_frames) if total else args.max_frames
     if args.threads:
         torch.set_num_threads(args.threads)
-    detector = load_onnx(args.onnx, args.threads) if args.onnx else load_detector(args.weights, args.device)
-    if args.tta:
-        detector.tta = True
-    if args.refine is not None:
-        detector.refine = args.refine
+    if args.onnx and args.weights:
+        raise ValueError("give --weights or --onnx, not both")
+    detector = load_detector(args)
     try:
         pairs = detect_video_frames(
             detector,

@@ -195,8 +195,8 @@ def _read_doc(edit: Any) -> Any:
 
 
 def _generator_for(info: dict[str, Any], gan: Any) -> Generator:
-    from gan.checkpoint import load_generator
     from gan.generator import Generator
+    from lkdetect.training.gan_weights import load_gan
 
     if isinstance(gan, Generator):
         return gan
@@ -211,7 +211,7 @@ def _generator_for(info: dict[str, Any], gan: Any) -> Generator:
         raise EditError(
             f"the edit was made with GAN weights sha256 {info['sha256'][:12]}..., {gan} has {found[:12]}..."
         )
-    return load_generator(gan)[0]
+    return load_gan(gan)[0]
 
 
 # ---------------------------------------------------------------------------------------------- pictures

@@ -177,19 +177,28 @@ def test_cli_cub_classes_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
 
 
 def test_load_detector_contract(monkeypatch: pytest.MonkeyPatch) -> None:
-    """--weights -> Detector.load(W); --onnx -> OnnxDetector.load(M), from lkdetect.detector / lkdetect.onnx, lazily."""
+    """--weights -> Detector.load(W, device=D); --onnx -> OnnxDetector.load(M, threads=T), from lkdetect.detector /
+    lkdetect.onnx, lazily; --tta and --refine are set on the detector only when given (one helper for every command)."""
     import argparse
 
-    from lkdetect.commands.eval import load_detector
+    from lkdetect.commands import load_detector
+
+    class Loaded:
+        def __init__(self, *how):
+            self.how = how
 
     torch_mod, onnx_mod = types.ModuleType("lkdetect.detector"), types.ModuleType("lkdetect.onnx")
-    torch_mod.Detector = type("Detector", (), {"load": staticmethod(lambda w, tta, refine: ("torch", w, tta, refine))})
+    torch_mod.Detector = type("Detector", (), {"load": staticmethod(lambda w, device: Loaded("torch", w, device))})
     onnx_mod.OnnxDetector = type(
-        "OnnxDetector", (), {"load": staticmethod(lambda m, tta, refine: ("onnx", m, tta, refine))}
+        "OnnxDetector", (), {"load": staticmethod(lambda m, threads: Loaded("onnx", m, threads))}
     )
     monkeypatch.setitem(sys.modules, "lkdetect.detector", torch_mod)
     monkeypatch.setitem(sys.modules, "lkdetect.onnx", onnx_mod)
-    args = argparse.Namespace(weights="a.safetensors", onnx=None, tta=False, refine=None)
-    assert load_detector(args) == ("torch", "a.safetensors", False, None)
-    args = argparse.Namespace(weights=None, onnx="b.onnx", tta=True, refine=3.5)
-    assert load_detector(args) == ("onnx", "b.onnx", True, 3.5)
+    det = load_detector(argparse.Namespace(weights="a.safetensors", onnx=None, tta=False, refine=None))
+    assert det.how == ("torch", "a.safetensors", "cpu") and not hasattr(det, "tta") and not hasattr(det, "refine")
+    det = load_detector(argparse.Namespace(weights=None, onnx="b.onnx", tta=True, refine=3.5, threads=2))
+    assert det.how == ("onnx", "b.onnx", 2) and det.tta is True and det.refine == 3.5
+    with pytest.raises(ValueError, match="not both"):
+        load_detector(argparse.Namespace(weights="a", onnx="b"))
+    with pytest.raises(ValueError, match="--onnx runs on the CPU"):
+        load_detector(argparse.Namespace(weights=None, onnx="b", device="cuda"))

@@ -12,13 +12,15 @@ from PIL import Image
 
 import gan
 from lkdetect import Detector
-from lkdetect.augment import Augmenter
 from lkdetect.cli import main as cli
-from lkdetect.detector_config import AugmentConfig, get_config, parse_overrides
 from lkdetect.errors import CheckpointError
 from lkdetect.network import KeypointNet
-from lkdetect.pseudo_labels import load_or_make, real_images
-from lkdetect.train_detector import DetectorTrainer, GanPairs, add_flip_permutation, export_weights, lr_at
+from lkdetect.training.augment import Augmenter
+from lkdetect.training.config import AugmentConfig, get_config, parse_overrides
+from lkdetect.training.flip import add_flip_permutation
+from lkdetect.training.pairs import GanPairs
+from lkdetect.training.pseudo_labels import load_or_make, real_images
+from lkdetect.training.trainer import DetectorTrainer, export_weights, lr_at
 from lkdetect.weights import file_sha256, load_weights, make_metadata, save_weights
 
 

@@ -13,7 +13,8 @@ from lkdetect.base import BaseDetector
 from lkdetect.errors import CheckpointError
 from lkdetect.network import KeypointNet
 from lkdetect.onnx import export_onnx
-from lkdetect.tta import TTA, _best_pairing, _greedy_pairing, check_permutation, flip_permutation, make_views
+from lkdetect.training.flip import _best_pairing, _greedy_pairing, flip_permutation
+from lkdetect.tta import TTA, check_permutation, make_views
 from lkdetect.weights import make_metadata, save_weights
 
 

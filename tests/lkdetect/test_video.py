@@ -337,10 +337,9 @@ def test_detect_video_frames_pairs_frames_with_results():
 
 
 def test_cli_end_to_end(tmp_path, monkeypatch):
-    from lkdetect import cli
-    from lkdetect.commands import video as video_command
+    from lkdetect import cli, commands
 
-    monkeypatch.setattr(video_command, "load_detector", lambda weights, device="cpu": DotDetector())
+    monkeypatch.setattr(commands, "load_engine", lambda args: DotDetector())
     path = write_video(tmp_path / "dot.mp4", dot_frames(12), fps=12.0)
     out, js = tmp_path / "annotated.mp4", tmp_path / "kp.jsonl"
     rc = cli.main(
@@ -360,13 +359,10 @@ def test_cli_end_to_end(tmp_path, monkeypatch):
 
 
 def test_cli_tta_and_refine_reach_the_detector(tmp_path, monkeypatch):
-    from lkdetect import cli
-    from lkdetect.commands import video as video_command
+    from lkdetect import cli, commands
 
     made = []
-    monkeypatch.setattr(
-        video_command, "load_detector", lambda weights, device="cpu": made.append(DotDetector()) or made[-1]
-    )
+    monkeypatch.setattr(commands, "load_engine", lambda args: made.append(DotDetector()) or made[-1])
     path = write_video(tmp_path / "dot.mp4", dot_frames(3), fps=12.0)
     assert cli.main(["video", str(path), "--json", str(tmp_path / "a.jsonl"), "--no-progress"]) == 0
     assert not hasattr(made[-1], "tta") and not hasattr(made[-1], "refine")  # off: the detector is left alone
@@ -379,18 +375,17 @@ def test_cli_tta_and_refine_reach_the_detector(tmp_path, monkeypatch):
 
 
 def test_cli_camera_that_cannot_open_fails_cleanly(monkeypatch):
-    from lkdetect import cli
-    from lkdetect.commands import video as video_command
+    from lkdetect import cli, commands
 
-    monkeypatch.setattr(video_command, "load_detector", lambda weights, device="cpu": DotDetector())
+    monkeypatch.setattr(commands, "load_engine", lambda args: DotDetector())
     assert cli.main(["video", "97", "--no-progress"]) == 2
 
 
 def test_with_an_untrained_tiny_detector(tmp_path):
     torch = pytest.importorskip("torch")
     from lkdetect.detector import Detector
-    from lkdetect.detector_config import get_config, network_kwargs
     from lkdetect.network import KeypointNet
+    from lkdetect.training.config import get_config, network_kwargs
     from lkdetect.weights import make_metadata
 
     torch.manual_seed(0)

@@ -3,7 +3,7 @@
 Presets: ``tiny`` (tests: seconds on a CPU, for the 32 px tiny GAN), ``cpu`` (the shipped 64 px detector on a
 2-core CPU, the default) and ``gpu`` (a wider backbone, 64k fresh pairs per shard as in the successor GANSeg).
 Overrides use dotted keys (``train.lr=1e-3``, ``network.backbone=resnet18``); unknown keys raise. Self-training on
-real images: ``train.init=W train.real_data=ROOT`` (see :mod:`lkdetect.pseudo_labels`).
+real images: ``train.init=W train.real_data=ROOT`` (see :mod:`lkdetect.training.pseudo_labels`).
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ class TrainConfig:
     threads: int = 0  # torch threads; 0 = leave torch's default
     amp: str = "auto"  # "auto": bf16 autocast only on a CPU with native bf16 (or CUDA); "bf16"; "off"
     keypoint_names: tuple[str, ...] = ()  # K names for the metadata; () = kp0 .. kp{K-1}
-    # Fine-tuning and self-training on unlabelled real images (lkdetect.pseudo_labels); all off by default.
+    # Fine-tuning and self-training on unlabelled real images (lkdetect.training.pseudo_labels); all off by default.
     init: str = ""  # detector weights to start from instead of random initialisation
     real_data: str = ""  # MTFL / CUB root or image folder: real images (never their labels) for self-training
     real_fraction: float = 0.5  # share of each batch taken from the pseudo-labelled real images

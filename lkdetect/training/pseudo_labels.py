@@ -8,7 +8,7 @@ fine-tuned on batches that mix fresh GAN pairs (they keep what each keypoint mea
 images and their teacher keypoints. No landmark annotation is read: the images come from
 :func:`gan.data.load_training_images`, the same image-only loader the GAN trains on.
 
-Training path only (imports ``gan``); used by :class:`lkdetect.train_detector.DetectorTrainer`.
+Training path only (imports ``gan``); used by :class:`lkdetect.training.trainer.DetectorTrainer`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import CheckpointError
-from .weights import atomic_write, file_sha256
+from ..errors import CheckpointError
+from ..weights import atomic_write, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +66,10 @@ def teacher_keypoints(
     """Keypoints of the ``teacher`` weights on (N, S, S, 3) uint8 images -> ((N, K, 2) xy, (N, K) scores).
 
     With ``tta`` the teacher averages mirrored x zoomed views; that needs ``flip_permutation`` in its metadata
-    (``python -m lkdetect.tta WEIGHTS`` adds it). ``refine`` > 0 detects again on a box of that many times the
+    (``lkdetect add-flip WEIGHTS`` adds it). ``refine`` > 0 detects again on a box of that many times the
     keypoints' spread (:mod:`lkdetect.refine`); 0 is off.
     """
-    from .detector import Detector
+    from ..detector import Detector
 
     det = Detector.load(teacher, device=device, tta=tta, refine=refine or None)
     if tuple(det.input_size) != images.shape[1:3]:

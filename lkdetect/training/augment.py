@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .detector_config import AugmentConfig
+from .config import AugmentConfig
 
 
 class Augmenter:

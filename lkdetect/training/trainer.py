@@ -3,16 +3,15 @@
 Unsupervised keypoint detection through the GAN (He et al., arXiv 2103.15812): every generated image comes with
 its K keypoints, so a supervised detector is trained on fresh pairs. Pairs come in shards of ``shard_size``
 regenerated every ``shard_every`` iterations (the successor GANSeg regenerates its pairs every epoch); each step
-draws a batch from the current shard and augments it (:mod:`lkdetect.augment`). Loss: L1 on soft-argmax
+draws a batch from the current shard and augments it (:mod:`lkdetect.training.augment`). Loss: L1 on soft-argmax
 coordinates (in units of the image side) plus a small heatmap cross-entropy (Integral regression, Sun et al. 2018).
 
 Every random choice derives from (seed, step) or (seed, shard index), so a resumed run continues exactly. The
 run directory holds config.json, stats.jsonl, checkpoint.pt (atomic) and the release weights detector.safetensors.
 Fine-tuning (``train.init``) and self-training on unlabelled real images (``train.real_data``, batches that mix GAN
-pairs with teacher-labelled real images) are described in :mod:`lkdetect.pseudo_labels`. These two are the only
-modules of lkdetect that import ``gan`` (lazily, on construction).
-The release weights carry the keypoints' flip permutation for mirrored test-time augmentation, estimated on the
-validation pairs (:func:`lkdetect.tta.flip_permutation`).
+pairs with teacher-labelled real images) are described in :mod:`lkdetect.training.pseudo_labels`. The pairs come
+from :mod:`lkdetect.training.pairs`. The release weights carry the keypoints' flip permutation for mirrored
+test-time augmentation, estimated on the validation pairs (:mod:`lkdetect.training.flip`).
 """
 
 from __future__ import annotations
@@ -29,55 +28,19 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import CheckpointError
+from ..network import KeypointNet, build_network, heatmap_cross_entropy, soft_argmax
+from ..weights import atomic_write, file_sha256, load_weights, make_metadata, save_weights
 from .augment import Augmenter
-from .detector_config import DetectorConfig, network_kwargs
-from .errors import CheckpointError, check_file
-from .network import KeypointNet, heatmap_cross_entropy, soft_argmax
+from .config import DetectorConfig, network_kwargs
+from .flip import flip_metadata
+from .pairs import VAL_SEED_OFFSET, GanPairs
 from .pseudo_labels import PseudoLabels, load_or_make
-from .tta import estimate_flip_permutation
-from .weights import atomic_write, file_sha256, load_weights, make_metadata, save_weights
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "detector.safetensors"
-VAL_SEED_OFFSET = 7919  # validation pairs come from GAN seed (seed + this), never seen in training
-
-
-class GanPairs:
-    """Deterministic (image, keypoints) pairs from GAN release weights, at the detector's input size.
-
-    Args:
-        gan_path: weights written by ``lkdetect train-gan`` (``generator_ema.safetensors``).
-        size: detector input side S; images are resized from the GAN's R and keypoints mapped exactly.
-        batch_size: GAN rendering batch.
-    """
-
-    def __init__(self, gan_path: str | Path, size: int | None = None, batch_size: int = 128):
-        from gan import load_generator
-
-        check_file(gan_path, "GAN weights")
-        self.path = Path(gan_path)
-        self.generator, self.info = load_generator(self.path)
-        self.sha256 = file_sha256(self.path)
-        self.resolution = self.generator.resolution
-        self.num_keypoints = self.generator.n_keypoints
-        self.size = size or self.resolution
-        self.batch_size = batch_size
-
-    def get(self, seed: int, start: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Pairs ``start .. start + n - 1`` of ``seed``: ((n, S, S, 3) uint8 RGB, (n, K, 2) float32 (x, y) px)."""
-        from gan import sample
-
-        s = sample(self.generator, n, seed=seed, start=start, batch_size=self.batch_size)
-        images, kps = s.images, s.keypoints.float()
-        if self.size != self.resolution:
-            images = torch.nn.functional.interpolate(
-                images, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True
-            )
-            kps = (kps + 0.5) * (self.size / self.resolution) - 0.5
-        u8 = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-        return u8.numpy(), kps.numpy()
 
 
 def lr_at(cfg: DetectorConfig, step: int) -> float:
@@ -135,7 +98,7 @@ class DetectorTrainer:
     ):
         from gan.train import resolve_amp
 
-        from .base import resolve_device
+        from ..base import resolve_device
 
         self.cfg = cfg
         self.run_dir = Path(run_dir)
@@ -418,43 +381,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def flip_metadata(network: KeypointNet, images: torch.Tensor) -> dict[str, list]:
-    """``flip_permutation`` and ``flip_match_px`` of the weights' metadata, from ``network`` on ``images`` in [0, 1]."""
-    perm, match = estimate_flip_permutation(network, images)
-    return {"flip_permutation": perm.tolist(), "flip_match_px": [round(float(m), 3) for m in match]}
-
-
-def add_flip_permutation(weights: str | Path, gan: str | Path | None = None, n: int | None = None) -> dict[str, Any]:
-    """Add ``flip_permutation`` (for mirrored test-time augmentation) to a detector weights file, atomically.
-
-    Estimated on the validation pairs that training would use (its seed; ``n`` pairs, default as many as training
-    validated on, else 512) of ``gan``, by default the GAN named in the weights' metadata (``training.gan_file``),
-    looked up among the shipped weights.
-    """
-    from .models import resolve_weights, shipped_gan_path
-
-    path = resolve_weights(weights)
-    network, meta = load_weights(path)
-    if gan is None:
-        name = str((meta.get("training") or {}).get("gan_file", ""))
-        if not name.endswith("_gan.safetensors"):
-            raise FileNotFoundError(f"{path}: its metadata names no shipped GAN ({name!r}); give --gan")
-        gan = shipped_gan_path(name.removesuffix("_gan.safetensors"))
-    training = meta.get("training") or {}
-    seed = int(((training.get("config") or {}).get("train") or {}).get("seed", 0)) + VAL_SEED_OFFSET
-    n = n or int(training.get("val_pairs") or 512)
-    images, _ = GanPairs(gan, size=network.input_size[1]).get(seed, 0, n)
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255)
-    meta = {k: v for k, v in meta.items() if k not in ("sha256", "path")}
-    meta.update(flip_metadata(network, x))
-    save_weights(path, network, meta)
-    return meta
-
-
 def export_weights(run_dir: str | Path, out: str | Path) -> Path:
     """Write release weights from a run's checkpoint.pt to ``out`` (e.g. ``lkdetect/weights/faces_detector...``)."""
-    from .network import build_network
-
     state = load_checkpoint(Path(run_dir) / CHECKPOINT)
     meta = json.loads(state["release_metadata"])
     net = build_network(meta["network"], mean=meta["mean"], std=meta["std"])
