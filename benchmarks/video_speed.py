@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lkdetect.commands.video import BackgroundWriter
-from lkdetect.video import detect_video_frames, draw_result
+from lkdetect.drawing import draw_result
+from lkdetect.video import BackgroundWriter, detect_video_frames
 
 DEFAULT_VIDEO = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "video" / "face_pexels.mp4"
 

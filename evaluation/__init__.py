@@ -1,5 +1,6 @@
 """Benchmarks for lkdetect: dataset readers in their official layouts (MAFL, CelebA in the wild, CUB-200-2011,
-MTFL), linear landmark regression, metrics and reports, following PAPER.md "Benchmark protocols".
+MTFL), linear landmark regression, metrics and reports, following the protocols of
+LatentKeypointGAN (He, Wandt, Rhodin, arXiv 2103.15812).
 
 ``from evaluation import evaluate``; ``lkdetect eval {mafl,celeba-wild,cub,mtfl} --root DIR [--weights W]`` (without
 weights: the benchmark's shipped detector, :func:`shipped_detector`).

@@ -1,4 +1,5 @@
-"""CelebA readers: MAFL (aligned faces) and CelebA in the wild, the face protocols of PAPER.md "Benchmark protocols".
+"""CelebA readers: MAFL (aligned faces) and CelebA in the wild, the face protocols of
+LatentKeypointGAN (He, Wandt, Rhodin, arXiv 2103.15812).
 
 MAFL: CelebA ``img_align_celeba/`` (178x218), ``list_landmarks_align_celeba.txt``, MAFL ``training.txt`` (19,000
 names) / ``testing.txt`` (1,000). Preprocessing as IMM (Jakab et al. 2018, whose loader the later papers reuse):
@@ -92,15 +93,6 @@ def _samples(
 
 
 # ---------------------------------------------------------------------------------------------------------- MAFL
-def read_mafl_split(root: str | Path, split: str) -> list[Sample]:
-    """MAFL ``train`` (training.txt) or ``test`` (testing.txt) samples with their aligned-CelebA landmarks."""
-    root = Path(root)
-    lm_path = find_file(root, "list_landmarks_align_celeba.txt", ("", "Anno"))
-    list_path = find_file(root, {"train": "training.txt", "test": "testing.txt"}[split], ("", "MAFL"))
-    image_dir = find_file(root, "img_align_celeba", ("", "Img"))
-    return _samples(read_names(list_path), list_path, image_dir, read_landmarks(lm_path), lm_path)
-
-
 def load_mafl_image(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
     """Resize to 160x160, centre-crop 128x128; landmarks transformed alike (module docstring)."""
     image = read_rgb(sample.path)

@@ -1,4 +1,5 @@
-"""CUB-200-2011 reader: the bird protocol of PAPER.md "Benchmark protocols" (CUB-001/002/003 and CUB-all).
+"""CUB-200-2011 reader: the bird protocol of LatentKeypointGAN (He, Wandt, Rhodin, arXiv 2103.15812)
+(CUB-001/002/003 and CUB-all).
 
 Official layout: ``images.txt`` (id path), ``bounding_boxes.txt`` (id x y w h), ``train_test_split.txt``
 (id is_training_image: 1 = train, 0 = test), ``image_class_labels.txt`` (id class), ``parts/part_locs.txt``

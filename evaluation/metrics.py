@@ -1,4 +1,4 @@
-"""Landmark error metrics of PAPER.md "Benchmark protocols", plus secondary ones.
+"""Landmark error metrics of LatentKeypointGAN (He, Wandt, Rhodin, arXiv 2103.15812), plus secondary ones.
 
 - Faces (MAFL, CelebA in the wild, MTFL/AFLW): mean L2 error / inter-ocular distance (distance between ground-truth
   landmarks 0 and 1), in %, per image and the mean over images.

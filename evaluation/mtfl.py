@@ -1,4 +1,5 @@
-"""MTFL reader (Zhang et al., ECCV 2014): the MTFL / AFLW protocol of PAPER.md "Benchmark protocols".
+"""MTFL reader (Zhang et al., ECCV 2014): the MTFL / AFLW protocol of
+LatentKeypointGAN (He, Wandt, Rhodin, arXiv 2103.15812).
 
 Two layouts, told apart per line by the number of fields:
 - official: ``training.txt`` / ``testing.txt`` lines ``path x1..x5 y1..y5 gender smile glasses pose`` (15 fields),

@@ -1,5 +1,5 @@
 """Linear landmark regression, the standard evaluation of unsupervised keypoints (Thewlis et al. 2017, IMM, AutoLink;
-PAPER.md "Benchmark protocols").
+and the protocol of LatentKeypointGAN, He, Wandt, Rhodin, arXiv 2103.15812).
 
 A linear map from the 2K detected coordinates to the 2L annotated ones, fitted in closed form by least squares,
 WITHOUT bias by default (``bias=True`` adds a constant feature; ``ridge`` adds lambda * ||W||^2, the bias column

@@ -1,6 +1,7 @@
-"""Run a benchmark of PAPER.md "Benchmark protocols": detect keypoints on every train and test image (batched,
-through the detector's public ``detect_batch``), fit the linear regressor on train, score the regressed landmarks
-on test, next to the mean-shape baseline, COCO keypoint AP and the CED; optionally write the report files.
+"""Run a benchmark of LatentKeypointGAN (He, Wandt, Rhodin, arXiv 2103.15812): detect keypoints on every train
+and test image (batched, through the detector's public ``detect_batch``), fit the linear regressor on train, score
+the regressed landmarks on test, next to the mean-shape baseline, COCO keypoint AP and the CED; optionally write
+the report files.
 
 CUB with several classes: one row per class (regressor fitted on that class's train images, scored on its test
 images, i.e. CUB-001/002/003 style) and one row for all the given classes together (CUB-all style); detection

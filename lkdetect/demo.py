@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .drawing import palette
+
 if TYPE_CHECKING:
     import torch
 
@@ -59,12 +61,6 @@ def load_detector(weights: str | Path | None = None, domain: str = "faces") -> D
 
 
 # ------------------------------------------------------------------------------------------------- pictures
-def _palette(k: int) -> list[tuple[int, int, int]]:
-    from gan.viz import palette
-
-    return palette(k)
-
-
 def _tile(
     image: torch.Tensor,
     scale: int,
@@ -87,7 +83,7 @@ def _tile(
     for pts, cross in ((latent_px, False), (detected_px, True)):
         if pts is None:
             continue
-        pal = _palette(len(colors) if colors is not None else len(pts))
+        pal = palette(len(colors) if colors is not None else len(pts))
         for i, (x, y) in enumerate(np.asarray(pts, dtype=float)):
             col = pal[colors[i] if colors is not None and i < len(colors) else i % len(pal)]
             cx, cy = at(x, y)

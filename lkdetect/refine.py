@@ -16,7 +16,7 @@ at 3.5) in both readings, at half the cost. On the CUB birds detector it did not
 Not for tracking loops: placing each video frame's box by this rule from the previous frame's refined keypoints
 let the box shrink frame after frame on the face video (the keypoints' spread fell from about 77 to 13 px), since
 the refined constellation comes out slightly smaller (median spread ratio 0.994 on 2,000 MTFL training faces,
-which compounds over hundreds of frames); the face tracker (``lkdetect.roi``) keeps its own margin.
+which compounds over hundreds of frames); the face tracker (``lkdetect.video.roi``) keeps its own margin.
 
 Refinement costs one more detection per pass; it is off unless asked for (``Detector.load(..., refine=True)``,
 ``detector.refine = Refine(...)``, ``lkdetect detect/eval --refine``).

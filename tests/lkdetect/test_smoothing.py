@@ -1,4 +1,4 @@
-"""One-Euro filter maths (lkdetect.smoothing) on signals with known answers."""
+"""One-Euro filter maths (lkdetect.video.smoothing) on signals with known answers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from lkdetect.smoothing import OneEuroFilter, smoothing_factor
+from lkdetect.video.smoothing import OneEuroFilter, smoothing_factor
 
 FPS = 30.0
 

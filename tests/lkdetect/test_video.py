@@ -1,4 +1,4 @@
-"""Video detection (lkdetect.video, lkdetect.roi, ``lkdetect video``) with a fake detector that finds a bright dot."""
+"""Video detection (lkdetect.video, its roi, ``lkdetect video``) with a fake detector that finds a bright dot."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import threading
 import numpy as np
 import pytest
 
+from lkdetect.drawing import draw_result
 from lkdetect.keypoints import Keypoints
-from lkdetect.roi import FaceTracker, FixedBox, box_around, check_box, make_roi, visible_fraction
-from lkdetect.video import FrameResult, detect_video, detect_video_frames, draw_result
+from lkdetect.video import FrameResult, detect_video, detect_video_frames
+from lkdetect.video.roi import FaceTracker, FixedBox, box_around, check_box, make_roi, visible_fraction
 
 cv2 = pytest.importorskip("cv2")
 
@@ -295,7 +296,7 @@ def test_face_tracker_redetects_a_box_wholly_outside_even_at_min_visible_zero():
 
 
 def test_face_roi_without_cascade_finds_the_dot_with_the_detector(monkeypatch):
-    import lkdetect.roi as roi_module
+    import lkdetect.video.roi as roi_module
 
     monkeypatch.setattr(roi_module, "haar_face_box", lambda *a, **k: None)  # as on OpenCV 5.x, or no face found
     det = DotDetector()
@@ -405,7 +406,7 @@ def test_with_an_untrained_tiny_detector(tmp_path):
 
 def test_import_does_not_load_cv2():
     code = (
-        "import sys, lkdetect.video, lkdetect.roi, lkdetect.smoothing, lkdetect.commands.video; "
+        "import sys, lkdetect.video, lkdetect.video.roi, lkdetect.video.smoothing, lkdetect.commands.video; "
         "assert 'cv2' not in sys.modules, 'cv2 imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

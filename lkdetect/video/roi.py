@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .images import overlaps, parse_box
+from ..images import overlaps, parse_box
 
 log = logging.getLogger(__name__)
 
@@ -113,11 +113,6 @@ def _haar_cascade() -> Any:
         return None
     cascade = cv2.CascadeClassifier(path)
     return None if cascade.empty() else cascade
-
-
-def haar_available() -> bool:
-    """Whether this OpenCV has ``CascadeClassifier`` and the bundled frontal-face cascade."""
-    return _haar_cascade() is not None
 
 
 def haar_face_box(frame: np.ndarray, bgr: bool = True, scale: float = 1.3, min_size: int = 32) -> Box | None:

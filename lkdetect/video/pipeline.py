@@ -10,7 +10,7 @@ values reuse one box for that many frames, faster but the box lags the face by u
 A file that ends before the frame count its container announces (a truncated download) yields the frames it has,
 with a warning giving both counts.
 
-Keypoints are smoothed over time with a One-Euro filter (:mod:`lkdetect.smoothing`), reset whenever the region
+Keypoints are smoothed over time with a One-Euro filter (:mod:`lkdetect.video.smoothing`), reset whenever the region
 source re-detects its object. A video whose frame size changes is an error (``ValueError``): smoothing and
 tracking state are in pixels of one frame size.
 """
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .keypoints import Keypoints
+from ..keypoints import Keypoints
 from .roi import Box, FullFrame, make_roi
 from .smoothing import OneEuroFilter
 
@@ -244,7 +244,7 @@ def detect_video(
         source: a video file path, a camera index (int), an open ``cv2.VideoCapture`` (not released here), or an
             iterable of HxWx3 uint8 frames (or a (T, H, W, 3) array) in the colour order given by ``bgr``.
         roi: region of interest: ``"full"`` (the whole frame), ``"face"`` (found, then tracked: see
-            :class:`lkdetect.roi.FaceTracker`), an ``(x, y, w, h)`` box or ``"x,y,w,h"``, or a callable
+            :class:`lkdetect.video.roi.FaceTracker`), an ``(x, y, w, h)`` box or ``"x,y,w,h"``, or a callable
             ``fn(frame, previous_result) -> (x, y, w, h)``.
         smooth: smooth keypoints over time with a One-Euro filter (per coordinate, in pixels).
         min_cutoff: One-Euro minimum cutoff in Hz; lower is smoother at rest.
@@ -406,27 +406,3 @@ def _detect_chunk(
             xy = filt(xy, t)
         results.append(FrameResult(index, t, Keypoints(xy, scores, kps.names), used[i]))
     return results
-
-
-def draw_result(
-    frame: np.ndarray, result: FrameResult, bgr: bool = True, radius: int | None = None, show_region: bool = True
-) -> np.ndarray:
-    """Draw a frame's keypoints (one colour per keypoint, as :func:`lkdetect.drawing.palette`) and region box
-    in place on an HxWx3 uint8 frame with OpenCV; returns the frame."""
-    import cv2
-
-    from .drawing import palette
-
-    r = radius if radius is not None else max(2, round(min(frame.shape[:2]) / 120))
-    colours = palette(result.keypoints.num_keypoints)
-    if show_region:
-        x, y, w, h = result.region
-        cv2.rectangle(frame, (x, y), (x + w - 1, y + h - 1), (255, 255, 255), 1, cv2.LINE_8)
-    for (px, py), colour in zip(result.keypoints.xy, colours, strict=True):
-        if not (np.isfinite(px) and np.isfinite(py)):
-            continue
-        c = colour[::-1] if bgr else colour
-        centre = (int(round(px)), int(round(py)))
-        cv2.circle(frame, centre, r + 1, (0, 0, 0), -1, cv2.LINE_AA)
-        cv2.circle(frame, centre, r, tuple(int(v) for v in c), -1, cv2.LINE_AA)
-    return frame
