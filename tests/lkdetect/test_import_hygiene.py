@@ -40,3 +40,18 @@ def test_inference_imports_stay_light(tmp_path):
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["after_import"] == []  # plain `import lkdetect` loads not even torch
     assert result["after_detect"] == [] and result["k"] == 2
+
+
+def test_parsing_a_command_imports_only_its_module():
+    """``lkdetect CMD ...`` imports the module of CMD only: parsing ``detect`` loads no gan, evaluation or torch.
+    (Which modules may import gan at all is checked statically in tests/test_import_graph.py.)"""
+    script = (
+        "import json, sys\n"
+        "from lkdetect.cli import build_parser\n"
+        "build_parser('detect').parse_args(['detect', 'x.png'])\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('gan', 'evaluation', 'torch')\n"
+        "    or m.startswith('lkdetect.commands.') and m != 'lkdetect.commands.detect')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
