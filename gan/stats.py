@@ -1,4 +1,5 @@
-"""stats.jsonl, the training log of the GAN (one JSON object a line, as stylegan2-ada): reading it back.
+"""stats.jsonl, the training log of both trainers (one JSON object a line, as stylegan2-ada): reading it back, and
+trimming it to a checkpoint on resume.
 
 A kill during a write can leave the last line torn; readers skip it with a warning (the checkpoint is the truth).
 """
@@ -7,10 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -38,3 +40,20 @@ def stats_lines(path: str | Path, lines: list[str] | None = None) -> list[tuple[
 def read_stats(path: str | Path) -> list[dict[str, Any]]:
     """The records of a stats.jsonl (see :func:`stats_lines`)."""
     return [r for _, r in stats_lines(path)]
+
+
+def truncate_stats(path: str | Path, keep: Callable[[dict[str, Any]], bool]) -> None:
+    """Rewrite a stats.jsonl (atomically) with only the records ``keep`` accepts, e.g. those up to the checkpoint a
+    run resumes from, so that a killed run's steps past it do not appear twice; a torn last line is dropped with a
+    warning (:func:`stats_lines`). Nothing happens when the file does not exist or keeps every line.
+
+    Raises:
+        CheckpointError: a line other than the last is not JSON.
+    """
+    path = Path(path)
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines()
+    kept = [line for line, record in stats_lines(path, lines) if keep(record)]
+    if len(kept) != len(lines):
+        atomic_write(path, lambda tmp: Path(tmp).write_text("".join(k + "\n" for k in kept)))

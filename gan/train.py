@@ -39,7 +39,7 @@ from .losses import d_logistic_loss, g_nonsaturating_loss, gradient_penalty
 from .malloc import retain_freed_memory
 from .metrics import gan_metrics, rounded
 from .sampling import sample
-from .stats import stats_lines
+from .stats import truncate_stats
 from .viz import sample_grid, save_png
 
 log = logging.getLogger(__name__)
@@ -411,19 +411,9 @@ class Trainer:
                 group.update(fused=True, foreach=None)
         self.rng.set_state(state["rng"][self.rank])
         self.step, self.images_seen, self.wall_time = state["step"], state["images_seen"], state["wall_time"]
-        self._truncate_stats()
+        if self.rank == 0:  # a killed run logs past its checkpoint: its steps stay unique
+            truncate_stats(self.run_dir / "stats.jsonl", lambda r: r.get("step", 0) <= self.step)
         log.info("resumed %s at step %d", path, self.step)
-
-    def _truncate_stats(self) -> None:
-        """Drop stats.jsonl lines logged after the checkpoint (a killed run logs past it), so steps stay unique;
-        a torn last line (a kill during the write) is dropped with a warning: the checkpoint is the truth."""
-        path = self.run_dir / "stats.jsonl"
-        if self.rank != 0 or not path.exists():
-            return
-        lines = path.read_text().splitlines()
-        keep = [line for line, r in stats_lines(path, lines) if r.get("step", 0) <= self.step]
-        if len(keep) != len(lines):
-            path.write_text("".join(k + "\n" for k in keep))
 
 
 def install_stop_handlers(stop: Callable[[], None]) -> dict:

@@ -28,12 +28,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from gan.stats import truncate_stats
+
 from ..errors import CheckpointError
 from ..network import KeypointNet, build_network, heatmap_cross_entropy, soft_argmax
 from ..weights import atomic_write, file_sha256, load_weights, make_metadata, save_weights
 from .augment import Augmenter
 from .config import DetectorConfig, network_kwargs
 from .flip import flip_metadata
+from .gan_weights import GANCheckpointError, GanCheckpointError
 from .pairs import VAL_SEED_OFFSET, GanPairs
 from .pseudo_labels import PseudoLabels, load_or_make
 
@@ -347,28 +350,18 @@ class DetectorTrainer:
         self.step, self.images_seen, self.wall_time = state["step"], state["images_seen"], state["wall_time"]
         self.last_val = state["last_val"]
         self.init_sha256 = json.loads(state["release_metadata"]).get("training", {}).get("init_sha256")
-        truncate_stats(self.run_dir / "stats.jsonl", self.step)
+        # Drop what a killed run logged after this checkpoint: records of later steps and the shard record of this
+        # step itself (a step's shard is drawn after the checkpoint of the step before); a torn last line too.
+        try:
+            truncate_stats(self.run_dir / "stats.jsonl", lambda r: _before(r, self.step))
+        except GanCheckpointError as e:
+            raise GANCheckpointError(*e.args) from e
         log.info("resumed %s at step %d", path, self.step)
 
 
-def truncate_stats(path: Path, step: int) -> None:
-    """Drop the stats.jsonl records a killed run logged after its checkpoint at ``step``, so a resumed run's steps
-    stay unique: records of later steps, the shard record of ``step`` itself (a step's shard is drawn after the
-    checkpoint of the step before), and unreadable lines such as a torn last line (with a warning)."""
-    if not path.exists():
-        return
-    lines = path.read_text().splitlines()
-    keep = []
-    for n, line in enumerate(lines, 1):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            log.warning("%s line %d is not a JSON record (torn by a kill?): dropped", path, n)
-            continue
-        if record.get("step", 0) < step or (record.get("step", 0) == step and "shard" not in record):
-            keep.append(line)
-    if len(keep) != len(lines):
-        atomic_write(path, lambda tmp: Path(tmp).write_text("".join(k + "\n" for k in keep)))
+def _before(record: dict[str, Any], step: int) -> bool:
+    """Whether a stats.jsonl record was logged before the checkpoint at ``step``."""
+    return record.get("step", 0) < step or (record.get("step", 0) == step and "shard" not in record)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
