@@ -97,3 +97,19 @@ def test_torchrun_two_cpu_processes_gloo(image_dir, tmp_path):
     assert state["world"] == 2 and state["step"] == 4 and len(state["rng"]) == 2
     # the two ranks drew different batches: their generator states differ
     assert not torch.equal(state["rng"][0], state["rng"][1])
+
+
+def test_train_gan_resume_keeps_saved_settings_then_overrides(image_dir, tmp_path, capsys):
+    """The --resume --set rule of both trainers (train-detector's twin is in tests/test_bad_input.py): --resume takes
+    the run's config.json, --set applies on top, --preset is not used, model changes are refused."""
+    out = tmp_path / "run"
+    base = ["train-gan", "--data", str(image_dir), "--out", str(out), "--no-progress"]
+    assert main([*base, "--preset", "tiny", "--set", "train.lr_g=0.005", "--iterations", "2"]) == 0
+    capsys.readouterr()
+    assert main([*base, "--preset", "cpu64", "--resume", "--set", "train.log_every=1", "--dry-run"]) == 0
+    resolved = json.loads(capsys.readouterr().out)
+    saved = json.loads((out / "config.json").read_text())
+    assert resolved["train"]["lr_g"] == 0.005 and resolved["train"]["log_every"] == 1
+    assert resolved["model"] == saved["model"]  # the tiny run's model, not cpu64's
+    assert main([*base, "--resume", "--set", "model.tau=0.5", "--dry-run"]) == 2
+    assert "model configuration" in capsys.readouterr().err
