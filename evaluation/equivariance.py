@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .benchmarks import BENCHMARKS, load_benchmark, shipped_detector
+from .cli import parse_alias
 
 SHIFTS = (0.1,)  # fraction of the side, applied as +-x and +-y
 SCALES = (0.67, 0.8, 1.25, 1.5)
@@ -248,13 +249,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m evaluation.equivariance``: an alias of ``lkdetect equivariance``."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(ap)
-    args = ap.parse_args(argv)
-    try:
-        check_arguments(args)
-    except ValueError as e:
-        ap.error(str(e))
+    args = parse_alias(__doc__, add_arguments, check_arguments, argv)
     return run(args)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import metrics
 from .benchmarks import BENCHMARKS, load_benchmark, shipped_detector
+from .cli import parse_alias
 from .run import Detections, detect
 from .samples import Benchmark
 
@@ -73,9 +74,8 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m evaluation.keypoint_parts``: an alias of ``lkdetect keypoint-parts``."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(ap)
-    return run(ap.parse_args(argv))
+    args = parse_alias(__doc__, add_arguments, None, argv)
+    return run(args)
 
 
 if __name__ == "__main__":

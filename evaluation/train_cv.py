@@ -27,6 +27,7 @@ import numpy as np
 from lkdetect.refine import add_refine_argument
 
 from .benchmarks import BENCHMARKS, load_benchmark, parse_classes, shipped_detector
+from .cli import parse_alias
 from .regression import FITS
 from .run import Detections, detect, score
 from .samples import Benchmark, Sample, resize_crop
@@ -170,13 +171,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m evaluation.train_cv``: an alias of ``lkdetect train-cv``."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(ap)
-    args = ap.parse_args(argv)
-    try:
-        check_arguments(args)
-    except ValueError as e:
-        ap.error(str(e))
+    args = parse_alias(__doc__, add_arguments, check_arguments, argv)
     logging.basicConfig(level=logging.WARNING)
     return run(args)
 
