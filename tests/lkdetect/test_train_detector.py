@@ -261,3 +261,20 @@ def test_self_training_bad_settings(gan_file, teacher_and_real, tmp_path):
     DetectorTrainer(cfg, gan_file, tmp_path / "c").fit(1, progress=False)
     with pytest.raises(CheckpointError, match="another teacher"):
         load_or_make(tmp_path / "c", real, 32, tmp_path / "k3.safetensors", 4)
+
+
+def test_a_broken_gan_file_is_both_an_lkdetect_and_a_gan_checkpoint_error(tmp_path):
+    """lkdetect loads GANs through training.gan_weights: ``except lkdetect.CheckpointError`` catches a broken GAN
+    file (issue 23), and ``except gan.CheckpointError`` still does."""
+    import gan
+    import lkdetect
+    from lkdetect.training.gan_weights import load_gan
+
+    bad = tmp_path / "g.safetensors"
+    bad.write_bytes(b"not safetensors")
+    with pytest.raises(lkdetect.CheckpointError, match="not a readable safetensors file"):
+        load_gan(bad)
+    with pytest.raises(gan.CheckpointError, match="not a readable safetensors file"):
+        load_gan(bad)
+    with pytest.raises(lkdetect.CheckpointError, match="not a readable safetensors file"):
+        GanPairs(bad)
