@@ -20,9 +20,6 @@ import copy
 import json
 import logging
 import os
-import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +32,7 @@ from .diagnostics import keypoint_report
 from .diffaug import diff_augment, parse_policy
 from .discriminator import Discriminator
 from .generator import Generator
+from .loop import Schedule, fit_loop
 from .losses import d_logistic_loss, g_nonsaturating_loss, gradient_penalty
 from .malloc import retain_freed_memory
 from .metrics import gan_metrics, rounded
@@ -111,7 +109,7 @@ class Trainer:
         self.step = 0
         self.images_seen = 0
         self.wall_time = 0.0
-        self._stop = False
+        self.stop_requested = False
         self._real_features: torch.Tensor | None = None  # realism reference, computed at the first snapshot
         self.diffaug = parse_policy(t.diffaug)
 
@@ -257,52 +255,37 @@ class Trainer:
         """Train until ``iterations`` (default ``cfg.train.iterations``) steps are done in total.
 
         Checkpoints atomically every ``checkpoint_every`` steps or ``checkpoint_minutes``, on SIGTERM/SIGINT and
-        at the end, so a kill loses at most the steps since the last checkpoint.
+        at the end, so a kill loses at most the steps since the last checkpoint (:func:`gan.loop.fit_loop`).
         """
         t = self.cfg.train
         total = iterations if iterations is not None else t.iterations
-        bar = None
-        if progress and self.rank == 0:
-            from tqdm import tqdm
+        schedule = Schedule(
+            total=total,
+            batch_size=t.batch_size,
+            log_every=t.log_every,
+            eval_every=t.sample_every,
+            checkpoint_every=t.checkpoint_every,
+            checkpoint_minutes=t.checkpoint_minutes,
+        )
+        fit_loop(self, schedule, "train-gan", progress and self.rank == 0)
 
-            bar = tqdm(total=total, initial=self.step, unit="it", dynamic_ncols=True, desc="train-gan")
-        old_handlers = install_stop_handlers(self.request_stop)
-        last_ckpt, window_t, window_n = time.time(), time.time(), 0
-        try:
-            while self.step < total and not self._stop:
-                t0 = time.time()
-                losses = self.train_step(self.real_batch())
-                dt = time.time() - t0
-                self.wall_time += dt
-                window_n += t.batch_size
-                if bar is not None:
-                    bar.update(1)
-                if self.step % t.log_every == 0 or self.step == total:
-                    ips = window_n / max(time.time() - window_t, 1e-9)
-                    window_t, window_n = time.time(), 0
-                    self._log(
-                        {
-                            "step": self.step,
-                            "images": self.images_seen,
-                            "images_per_s": round(ips, 1),
-                            **{k: round(v, 4) for k, v in losses.items()},
-                        }
-                    )
-                    if bar is not None:
-                        bar.set_postfix(d=f"{losses['loss_d']:.3f}", g=f"{losses['loss_g']:.3f}", ips=f"{ips:.0f}")
-                if self.step % t.sample_every == 0 or self.step == total:
-                    self.snapshot()
-                if self.step % t.checkpoint_every == 0 or time.time() - last_ckpt > 60 * t.checkpoint_minutes:
-                    self.save()
-                    last_ckpt = time.time()
-            self.save()
-        finally:
-            for sig, h in old_handlers.items():
-                signal.signal(sig, h)
-            if bar is not None:
-                bar.close()
+    def next_step(self) -> dict[str, float]:
+        """One :meth:`train_step` on a fresh real batch."""
+        return self.train_step(self.real_batch())
 
-    def _log(self, record: dict[str, Any]) -> None:
+    def step_record(self, stats: dict[str, float]) -> dict[str, Any]:
+        return {k: round(v, 4) for k, v in stats.items()}
+
+    def progress_postfix(self, stats: dict[str, float], images_per_s: float) -> dict[str, str]:
+        return dict(d=f"{stats['loss_d']:.3f}", g=f"{stats['loss_g']:.3f}", ips=f"{images_per_s:.0f}")
+
+    def periodic_eval(self) -> None:
+        self.snapshot()
+
+    def before_final_save(self) -> None:
+        pass
+
+    def log_stats(self, record: dict[str, Any]) -> None:
         if self.rank != 0:
             return
         with open(self.run_dir / "stats.jsonl", "a") as f:
@@ -320,7 +303,7 @@ class Trainer:
         save_png(grid, self.run_dir / "samples" / "latest.png")
         diag = keypoint_report(self.G_ema, n=self.cfg.train.n_diag)
         metrics = self.label_free_metrics()
-        self._log({"step": self.step, "diag": diag, **({"metrics": metrics} if metrics else {})})
+        self.log_stats({"step": self.step, "diag": diag, **({"metrics": metrics} if metrics else {})})
         log.info("step %d keypoints: %s metrics: %s", self.step, diag, metrics)
         return diag
 
@@ -365,7 +348,7 @@ class Trainer:
     def request_stop(self) -> None:
         """Finish the current step, checkpoint and leave :meth:`fit` (called on SIGTERM/SIGINT)."""
         log.warning("stop requested: finishing this step, checkpointing and stopping")
-        self._stop = True
+        self.stop_requested = True
 
     def check_replicas(self) -> float:
         """Largest difference of a parameter checksum between ranks (0 on one process); raises when ranks diverged."""
@@ -414,16 +397,6 @@ class Trainer:
         if self.rank == 0:  # a killed run logs past its checkpoint: its steps stay unique
             truncate_stats(self.run_dir / "stats.jsonl", lambda r: r.get("step", 0) <= self.step)
         log.info("resumed %s at step %d", path, self.step)
-
-
-def install_stop_handlers(stop: Callable[[], None]) -> dict:
-    """Route SIGTERM/SIGINT to ``stop()`` (a graceful stop after the current step); returns the old handlers
-    (restore them with ``signal.signal``). Does nothing outside the main thread."""
-    handlers = {}
-    with contextlib.suppress(ValueError):  # signal handlers can only be set in the main thread
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            handlers[sig] = signal.signal(sig, lambda signum, frame: stop())
-    return handlers
 
 
 def init_distributed() -> bool:

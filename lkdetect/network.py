@@ -9,6 +9,7 @@ never repeats the preprocessing constants.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -202,21 +203,16 @@ class KeypointNet(nn.Module):
         return self.decode(self.heatmap_logits(images), images.shape[-2:])
 
 
+# The keys of ``KeypointNet.config`` (stored in the weights' metadata): the constructor's arguments but the
+# normalisation, which the metadata keeps apart. build_network and the training config derive from this.
+NETWORK_KEYS: tuple[str, ...] = tuple(p for p in inspect.signature(KeypointNet).parameters if p not in ("mean", "std"))
+
+
 def build_network(
     config: dict[str, Any], mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
 ) -> KeypointNet:
     """Rebuild a :class:`KeypointNet` from its ``config`` dict (as stored in the weights' metadata)."""
-    known = {
-        "backbone",
-        "num_keypoints",
-        "input_size",
-        "stride",
-        "head_channels",
-        "head_depth",
-        "upsample",
-        "temperature",
-        "confidence_radius",
-    }
+    known = set(NETWORK_KEYS)
     unknown = set(config) - known
     if unknown:
         raise KeyError(f"unknown network keys {sorted(unknown)}; known: {sorted(known)}")
@@ -319,6 +315,7 @@ def count_parameters(module: nn.Module) -> int:
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "NETWORK_KEYS",
     "Backbone",
     "KeypointNet",
     "build_network",

@@ -193,17 +193,13 @@ def validate(cfg: DetectorConfig) -> None:
 
 
 def network_kwargs(cfg: DetectorConfig, num_keypoints: int, input_size: int) -> dict[str, Any]:
-    """Keyword arguments of :class:`~lkdetect.network.KeypointNet` for this config, K and input side."""
-    n = cfg.network
-    side = n.input_size or input_size
-    return dict(
-        backbone=n.backbone,
-        num_keypoints=num_keypoints,
-        input_size=(side, side),
-        stride=n.stride,
-        head_channels=n.head_channels,
-        head_depth=n.head_depth,
-        upsample=n.upsample,
-        temperature=n.temperature,
-        confidence_radius=n.confidence_radius,
-    )
+    """Keyword arguments of :class:`~lkdetect.network.KeypointNet` for this config, K and input side.
+
+    The keys are :data:`lkdetect.network.NETWORK_KEYS`: K and the input size come from the run, the rest from
+    ``cfg.network`` (whose fields are those keys but K).
+    """
+    from ..network import NETWORK_KEYS
+
+    side = cfg.network.input_size or input_size
+    per_run = {"num_keypoints": num_keypoints, "input_size": (side, side)}
+    return {k: per_run[k] if k in per_run else getattr(cfg.network, k) for k in NETWORK_KEYS}

@@ -20,7 +20,6 @@ import contextlib
 import json
 import logging
 import math
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -117,7 +116,7 @@ class DetectorTrainer:
         self.last_val: float | None = None
         self._shard: tuple[int, np.ndarray, np.ndarray] | None = None
         self._val: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._stop = False
+        self.stop_requested = False
         self.init_sha256: str | None = None  # of the train.init weights
         ckpt = self.run_dir / CHECKPOINT
         if ckpt.exists() and not resume:
@@ -168,7 +167,9 @@ class DetectorTrainer:
             self._shard = (index, images, kps)
             seconds = time.time() - t0
             log.debug("shard %d: %d pairs in %.1fs", index, t.shard_size, seconds)
-            self._log({"step": self.step, "shard": index, "pairs": t.shard_size, "shard_seconds": round(seconds, 1)})
+            self.log_stats(
+                {"step": self.step, "shard": index, "pairs": t.shard_size, "shard_seconds": round(seconds, 1)}
+            )
         return self._shard[1], self._shard[2]
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -233,62 +234,45 @@ class DetectorTrainer:
         """Train until ``iterations`` (default ``cfg.train.iterations``) steps in total, or ``minutes`` of wall time.
 
         Checkpoints atomically every ``checkpoint_every`` steps or ``checkpoint_minutes``, on SIGTERM/SIGINT and
-        at the end; the release weights are rewritten with every checkpoint.
+        at the end; the release weights are rewritten with every checkpoint (:func:`gan.loop.fit_loop`).
         """
+        from gan.loop import Schedule, fit_loop
+
         t = self.cfg.train
-        total = iterations if iterations is not None else t.iterations
-        deadline = time.time() + 60 * minutes if minutes else math.inf
-        bar = None
-        if progress:
-            from tqdm import tqdm
+        schedule = Schedule(
+            total=iterations if iterations is not None else t.iterations,
+            batch_size=t.batch_size,
+            log_every=t.log_every,
+            eval_every=t.eval_every,
+            checkpoint_every=t.checkpoint_every,
+            checkpoint_minutes=t.checkpoint_minutes,
+            deadline=time.time() + 60 * minutes if minutes else math.inf,
+        )
+        fit_loop(self, schedule, "train-detector", progress)
 
-            bar = tqdm(total=total, initial=self.step, unit="it", dynamic_ncols=True, desc="train-detector")
-        from gan.train import install_stop_handlers
+    def next_step(self) -> dict[str, float]:
+        """One :meth:`train_step` on this step's augmented batch."""
+        return self.train_step(*self.batch())
 
-        old_handlers = install_stop_handlers(self.request_stop)
-        last_ckpt, window_t, window_n = time.time(), time.time(), 0
-        try:
-            while self.step < total and not self._stop and time.time() < deadline:
-                t0 = time.time()
-                stats = self.train_step(*self.batch())
-                self.wall_time += time.time() - t0
-                window_n += t.batch_size
-                if bar is not None:
-                    bar.update(1)
-                if self.step % t.log_every == 0 or self.step == total:
-                    ips = window_n / max(time.time() - window_t, 1e-9)
-                    window_t, window_n = time.time(), 0
-                    self._log(
-                        {
-                            "step": self.step,
-                            "images": self.images_seen,
-                            "images_per_s": round(ips, 1),
-                            "lr": lr_at(self.cfg, self.step - 1),
-                            **{k: round(v, 5) for k, v in stats.items()},
-                        }
-                    )
-                    if bar is not None:
-                        bar.set_postfix(err=f"{stats['error_px']:.2f}px", ips=f"{ips:.0f}")
-                if self.step % t.eval_every == 0 or self.step == total:
-                    self._log({"step": self.step, "val_error_px": round(self.evaluate(), 4)})
-                if self.step % t.checkpoint_every == 0 or time.time() - last_ckpt > 60 * t.checkpoint_minutes:
-                    self.save()
-                    last_ckpt = time.time()
-            if self.last_val is None:
-                self._log({"step": self.step, "val_error_px": round(self.evaluate(), 4)})
-            self.save()
-        finally:
-            for sig, h in old_handlers.items():
-                signal.signal(sig, h)
-            if bar is not None:
-                bar.close()
+    def step_record(self, stats: dict[str, float]) -> dict[str, Any]:
+        return {"lr": lr_at(self.cfg, self.step - 1), **{k: round(v, 5) for k, v in stats.items()}}
+
+    def progress_postfix(self, stats: dict[str, float], images_per_s: float) -> dict[str, str]:
+        return dict(err=f"{stats['error_px']:.2f}px", ips=f"{images_per_s:.0f}")
+
+    def periodic_eval(self) -> None:
+        self.log_stats({"step": self.step, "val_error_px": round(self.evaluate(), 4)})
+
+    def before_final_save(self) -> None:
+        if self.last_val is None:  # a run stopped before its first evaluation
+            self.periodic_eval()
 
     def request_stop(self) -> None:
         """Finish the current step, checkpoint and leave :meth:`fit` (called on SIGTERM/SIGINT)."""
         log.warning("stop requested: finishing this step, checkpointing and stopping")
-        self._stop = True
+        self.stop_requested = True
 
-    def _log(self, record: dict[str, Any]) -> None:
+    def log_stats(self, record: dict[str, Any]) -> None:
         with open(self.run_dir / "stats.jsonl", "a") as f:
             f.write(json.dumps({"time": round(self.wall_time, 1), **record}) + "\n")
 

@@ -105,3 +105,31 @@ def test_backbone_stride_and_errors():
         Backbone("no_such_net_xyz", 8)
     with pytest.raises(ValueError, match="upsample"):
         KeypointNet("resnet18", 2, stride=8, upsample=3)
+
+
+def test_network_keys_agree_with_the_network_and_the_training_config():
+    """NETWORK_KEYS is the one list: the network's config, build_network and the training config follow it."""
+    import dataclasses
+
+    from lkdetect.network import NETWORK_KEYS, build_network
+    from lkdetect.training.config import NetworkConfig, get_config, network_kwargs
+
+    assert NETWORK_KEYS == (
+        "backbone",
+        "num_keypoints",
+        "input_size",
+        "stride",
+        "head_channels",
+        "head_depth",
+        "upsample",
+        "temperature",
+        "confidence_radius",
+    )  # the order of the weights' metadata
+    assert {f.name for f in dataclasses.fields(NetworkConfig)} == set(NETWORK_KEYS) - {"num_keypoints"}
+    kwargs = network_kwargs(get_config("tiny", {"network.head_channels": 8}), 3, 32)
+    assert tuple(kwargs) == NETWORK_KEYS and kwargs["head_channels"] == 8 and kwargs["input_size"] == (32, 32)
+    net = KeypointNet(**kwargs)
+    assert tuple(net.config) == NETWORK_KEYS
+    assert build_network(net.config).config == net.config
+    with pytest.raises(KeyError, match="unknown network keys"):
+        build_network({**net.config, "width": 2})
