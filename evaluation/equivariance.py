@@ -63,8 +63,7 @@ def transforms(width: int, height: int) -> list[Transform]:
         out.append(Transform("scale", f"x{z:g}", cv2.getRotationMatrix2D(c, 0.0, z)))
     for a in ANGLES:
         out.append(Transform("rotation", f"{a:+g} deg", cv2.getRotationMatrix2D(c, a, 1.0)))
-    mirror = np.array([[-1, 0, width - 1], [0, 1, 0]], np.float64)
-    out.append(Transform("mirror", "flip", mirror, flip=True))
+    out.append(Transform("mirror", "flip", _mirror(width), flip=True))
     return out
 
 
@@ -76,6 +75,36 @@ def _apply(matrix: np.ndarray, xy: np.ndarray) -> np.ndarray:
 def _invert(matrix: np.ndarray) -> np.ndarray:
     full = np.vstack([matrix, [0.0, 0.0, 1.0]])
     return np.linalg.inv(full)[:2]
+
+
+def _mirror(width: int) -> np.ndarray:
+    """The horizontal flip x -> W - 1 - x as a 2x3 map."""
+    return np.array([[-1, 0, width - 1], [0, 1, 0]], np.float64)
+
+
+def _detect(detector: Any, images: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
+    """(N, K, 2) keypoints of ``images`` through ``detector.detect_batch`` in batches."""
+    return np.concatenate(
+        [
+            np.asarray(detector.detect_batch(list(images[i : i + batch_size])).xy, np.float64)
+            for i in range(0, len(images), batch_size)
+        ]
+    )
+
+
+def _back_mapped(
+    detector: Any, images: Sequence[np.ndarray], matrix: np.ndarray, perm: Any, batch_size: int
+) -> np.ndarray:
+    """Detect on ``images`` warped by ``matrix`` and map the keypoints back with its inverse; ``perm`` (for maps
+    that mirror) renames them to their mirror partners, None leaves them."""
+    import cv2
+
+    h, w = images[0].shape[:2]
+    warped = [
+        cv2.warpAffine(im, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) for im in images
+    ]
+    back = _apply(_invert(matrix), _detect(detector, warped, batch_size))
+    return back if perm is None else back[:, np.asarray(perm)]
 
 
 def spread(xy: np.ndarray) -> np.ndarray:
@@ -91,21 +120,12 @@ def measure(detector: Any, images: Sequence[np.ndarray], batch_size: int = 64) -
         over its transforms (and the median over keypoints and images); ``spread_px``: mean spread of the original
         detections; ``n_images``; ``mirror``: whether the flip was measured.
     """
-    import cv2
-
     if not images:
         raise ValueError("no images to measure")
     h, w = images[0].shape[:2]
     if any(im.shape[:2] != (h, w) for im in images):
         raise ValueError("images must all have the same size (the benchmark's preprocessing gives one)")
-
-    def detect(batch: list[np.ndarray]) -> np.ndarray:
-        out = []
-        for i in range(0, len(batch), batch_size):
-            out.append(np.asarray(detector.detect_batch(batch[i : i + batch_size]).xy, np.float64))
-        return np.concatenate(out)
-
-    base = detect(list(images))
+    base = _detect(detector, images, batch_size)
     norm = np.maximum(spread(base), 1e-6)
     perm = (getattr(detector, "metadata", None) or {}).get("flip_permutation")
     per_transform: dict[str, dict[str, Any]] = {}
@@ -113,13 +133,7 @@ def measure(detector: Any, images: Sequence[np.ndarray], batch_size: int = 64) -
     for t in transforms(w, h):
         if t.flip and perm is None:
             continue
-        warped = [
-            cv2.warpAffine(im, t.matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            for im in images
-        ]
-        back = _apply(_invert(t.matrix), detect(warped))
-        if t.flip:
-            back = back[:, np.asarray(perm)]
+        back = _back_mapped(detector, images, t.matrix, perm if t.flip else None, batch_size)
         err = np.linalg.norm(back - base, axis=-1) / norm[:, None] * 100.0  # (N, K)
         per_transform[f"{t.family} {t.label}"] = {"family": t.family, "error": float(err.mean())}
         family_errors.setdefault(t.family, []).append(err)
@@ -150,24 +164,13 @@ def tta_agreement(
         return None
     h, w = images[0].shape[:2]
     c = ((w - 1) / 2.0, (h - 1) / 2.0)
-    mirror = np.array([[-1, 0, w - 1], [0, 1, 0]], np.float64)
     views = []
     for flip in (False, True):
         for s in scales:
             m = cv2.getRotationMatrix2D(c, 0.0, s)
-            if flip:
-                m = np.vstack([m, [0, 0, 1]])[:2] @ np.vstack([mirror, [0, 0, 1]])
-            warped = [
-                cv2.warpAffine(im, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) for im in images
-            ]
-            xy = np.concatenate(
-                [
-                    np.asarray(detector.detect_batch(warped[i : i + batch_size]).xy, np.float64)
-                    for i in range(0, len(warped), batch_size)
-                ]
-            )
-            back = _apply(_invert(m), xy)
-            views.append(back[:, np.asarray(perm)] if flip else back)
+            if flip:  # mirror first, then zoom
+                m = m @ np.vstack([_mirror(w), [0, 0, 1]])
+            views.append(_back_mapped(detector, images, m, perm if flip else None, batch_size))
     xy_v = np.stack(views)  # (V, N, K, 2)
     mean = xy_v.mean(axis=0)
     return float((np.linalg.norm(xy_v - mean, axis=-1) / np.maximum(spread(mean), 1e-6)[None, :, None]).mean() * 100)

@@ -49,6 +49,20 @@ def atomic_write(path: str | Path, write: Any) -> None:
             os.unlink(tmp)
 
 
+def resume_checkpoint(path: str | Path, resume: bool, error: type = CheckpointError) -> Path | None:
+    """The training checkpoint to resume from (``path`` when ``resume``), or None for a new run.
+
+    Raises:
+        error: ``path`` exists without ``resume`` (a new run would overwrite it), or ``resume`` without ``path``.
+    """
+    path = Path(path)
+    if path.exists() and not resume:
+        raise error(f"{path} exists: pass --resume to continue that run, or choose another --out")
+    if resume and not path.exists():
+        raise error(f"--resume given but {path} does not exist")
+    return path if resume else None
+
+
 def save_state(path: str | Path, state: dict[str, Any]) -> None:
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from .checkpoint import CheckpointError, load_state, save_generator, save_state
+from .checkpoint import CheckpointError, load_state, resume_checkpoint, save_generator, save_state
 from .config import GANConfig
 from .diagnostics import keypoint_report
 from .diffaug import diff_augment, parse_policy
@@ -113,12 +113,8 @@ class Trainer:
         self._real_features: torch.Tensor | None = None  # realism reference, computed at the first snapshot
         self.diffaug = parse_policy(t.diffaug)
 
-        ckpt = self.run_dir / CHECKPOINT
-        if ckpt.exists() and not resume:
-            raise CheckpointError(f"{ckpt} exists: pass --resume to continue that run, or choose another --out")
-        if resume:
-            if not ckpt.exists():
-                raise CheckpointError(f"--resume given but {ckpt} does not exist")
+        ckpt = resume_checkpoint(self.run_dir / CHECKPOINT, resume)
+        if ckpt is not None:
             self.load(ckpt)
         elif self.rank == 0:
             self.run_dir.mkdir(parents=True, exist_ok=True)

@@ -11,14 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gan.checkpoint import CheckpointError as GanCheckpointError
-from gan.checkpoint import load_generator
+import gan.checkpoint as gan_checkpoint
 from gan.generator import Generator
 
 from ..errors import CheckpointError
 
 
-class GANCheckpointError(CheckpointError, GanCheckpointError):
+class GANCheckpointError(CheckpointError, gan_checkpoint.CheckpointError):
     """GAN weights that cannot be used (not safetensors, another format, tensors that do not fit, missing)."""
 
 
@@ -29,6 +28,6 @@ def load_gan(path: str | Path) -> tuple[Generator, dict[str, Any]]:
         GANCheckpointError: a file that is not usable GAN weights (the message is gan's).
     """
     try:
-        return load_generator(path)
-    except GanCheckpointError as e:
+        return gan_checkpoint.load_generator(path)
+    except gan_checkpoint.CheckpointError as e:
         raise GANCheckpointError(*e.args) from e

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
+import gan.checkpoint as gan_checkpoint
+from gan.checkpoint import resume_checkpoint
 from gan.stats import truncate_stats
 
 from ..errors import CheckpointError
@@ -35,7 +37,7 @@ from ..weights import atomic_write, file_sha256, load_weights, make_metadata, sa
 from .augment import Augmenter
 from .config import DetectorConfig, network_kwargs
 from .flip import flip_metadata
-from .gan_weights import GANCheckpointError, GanCheckpointError
+from .gan_weights import GANCheckpointError
 from .pairs import VAL_SEED_OFFSET, GanPairs
 from .pseudo_labels import PseudoLabels, load_or_make
 
@@ -118,12 +120,8 @@ class DetectorTrainer:
         self._val: tuple[torch.Tensor, torch.Tensor] | None = None
         self.stop_requested = False
         self.init_sha256: str | None = None  # of the train.init weights
-        ckpt = self.run_dir / CHECKPOINT
-        if ckpt.exists() and not resume:
-            raise CheckpointError(f"{ckpt} exists: pass --resume to continue that run, or choose another --out")
-        if resume:
-            if not ckpt.exists():
-                raise CheckpointError(f"--resume given but {ckpt} does not exist")
+        ckpt = resume_checkpoint(self.run_dir / CHECKPOINT, resume, error=CheckpointError)
+        if ckpt is not None:
             self.load(ckpt)
         elif t.init:
             self._load_init(t.init)
@@ -338,7 +336,7 @@ class DetectorTrainer:
         # step itself (a step's shard is drawn after the checkpoint of the step before); a torn last line too.
         try:
             truncate_stats(self.run_dir / "stats.jsonl", lambda r: _before(r, self.step))
-        except GanCheckpointError as e:
+        except gan_checkpoint.CheckpointError as e:
             raise GANCheckpointError(*e.args) from e
         log.info("resumed %s at step %d", path, self.step)
 
