@@ -108,9 +108,22 @@ def _center_square(img: Image.Image) -> tuple[int, int, int, int]:
     return (w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s
 
 
-def load_image(path: Path, resolution: int, crop: Callable[[Image.Image], tuple[int, int, int, int]]) -> np.ndarray:
-    """Decode, convert to RGB (grayscale, palette and alpha images included), crop, resize -> (R, R, 3) uint8."""
+class ImageTooSmall(ValueError):
+    """An image whose crop is smaller than asked for (``load_image``'s ``min_side``)."""
+
+
+def load_image(
+    path: Path, resolution: int, crop: Callable[[Image.Image], tuple[int, int, int, int]], min_side: int = 0
+) -> np.ndarray:
+    """Decode, convert to RGB (grayscale, palette and alpha images included), crop, resize -> (R, R, 3) uint8.
+
+    Raises:
+        ImageTooSmall: the crop is narrower or lower than ``min_side`` pixels (checked before decoding).
+    """
     with Image.open(path) as img:
+        left, top, right, bottom = crop(img)
+        if min(right - left, bottom - top) < min_side:
+            raise ImageTooSmall(f"its {right - left}x{bottom - top} crop is smaller than {min_side} px")
         img.load()
         if img.mode != "RGB":
             log.debug("%s: converting %s to RGB", path, img.mode)
@@ -119,17 +132,14 @@ def load_image(path: Path, resolution: int, crop: Callable[[Image.Image], tuple[
         return np.asarray(img, dtype=np.uint8)
 
 
-def load_training_images(
-    root: str | Path, resolution: int, classes: Iterable[int] | None = None, progress: bool = False
-) -> torch.Tensor:
-    """All training images under ``root`` as a uint8 tensor (N, 3, R, R).
-
-    ``root`` is an MTFL root (its training.txt list), a CUB-200-2011 root (training split, square crop on the
-    bounding box, optionally restricted to ``classes``), or any folder searched recursively for images
-    (centre square crop). Unreadable files are skipped with a warning.
+def training_items(
+    root: str | Path, classes: Iterable[int] | None = None
+) -> tuple[list[tuple[Path, Callable[[Image.Image], tuple[int, int, int, int]]]], str]:
+    """The training images under ``root`` (see :func:`load_training_images`) before decoding: (path, crop) pairs,
+    where ``crop(img)`` gives the (left, top, right, bottom) square to keep, and a description of the source.
 
     Raises:
-        DatasetError: ``root`` is missing or holds no readable image.
+        DatasetError: ``root`` is missing or holds no image file.
     """
     root = Path(root)
     if not root.is_dir():
@@ -148,6 +158,27 @@ def load_training_images(
         kind = f"image folder {root}"
     if not items:
         raise DatasetError(f"no images found in {kind} (looked for {', '.join(IMAGE_SUFFIXES)})")
+    return items, kind
+
+
+def load_training_images(
+    root: str | Path,
+    resolution: int,
+    classes: Iterable[int] | None = None,
+    progress: bool = False,
+    min_side: int = 0,
+) -> torch.Tensor:
+    """All training images under ``root`` as a uint8 tensor (N, 3, R, R).
+
+    ``root`` is an MTFL root (its training.txt list), a CUB-200-2011 root (training split, square crop on the
+    bounding box, optionally restricted to ``classes``), or any folder searched recursively for images
+    (centre square crop). Unreadable files are skipped with a warning, and so are images whose square crop is
+    smaller than ``min_side`` pixels (0: keep every size).
+
+    Raises:
+        DatasetError: ``root`` is missing or holds no readable image (of at least ``min_side`` px).
+    """
+    items, kind = training_items(root, classes)
     it: Iterable = items
     if progress:
         from tqdm import tqdm
@@ -156,11 +187,13 @@ def load_training_images(
     arrays, skipped = [], []
     for path, crop in it:
         try:
-            arrays.append(load_image(path, resolution, crop))
+            arrays.append(load_image(path, resolution, crop, min_side))
         except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as e:
             skipped.append(path)
-            warnings.warn(f"skipping unreadable image {path}: {e}", stacklevel=2)
+            what = "small" if isinstance(e, ImageTooSmall) else "unreadable"
+            warnings.warn(f"skipping {what} image {path}: {e}", stacklevel=2)
     if not arrays:
-        raise DatasetError(f"none of the {len(items)} files in {kind} could be read as an image")
+        size = f" of at least {min_side} px" if min_side else ""
+        raise DatasetError(f"none of the {len(items)} files in {kind} could be read as an image{size}")
     log.info("loaded %d images from %s (%d skipped)", len(arrays), kind, len(skipped))
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
