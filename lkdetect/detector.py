@@ -67,14 +67,16 @@ class Detector(BaseDetector):
         """Load shipped weights by name or a weights file.
 
         Args:
-            name_or_path: ``None`` for the shipped face detector, a name (``"faces"``, ``"birds"``) or the path of
-                a ``.safetensors`` file written by ``lkdetect train-detector``.
+            name_or_path: ``None`` for the shipped face detector, a name (``"faces"``, ``"birds"``), the path of
+                a ``.safetensors`` file written by ``lkdetect train-detector``, or a run directory of ``lkdetect
+                learn`` or ``lkdetect train-detector`` (its ``detector.safetensors``).
             device: ``"cpu"`` (default), ``"cuda"`` or ``"auto"``.
             tta: test-time augmentation (see :attr:`tta`); off by default.
             refine: scale-normalising refinement (see :attr:`refine`); off by default.
 
         Raises:
             FileNotFoundError: unknown name or missing file.
+            ValueError: a directory without ``detector.safetensors``.
             CheckpointError: a file that is not lkdetect detector weights, or is inconsistent.
             ValueError: a device this machine does not have.
         """

@@ -18,6 +18,7 @@ from .errors import check_file
 DEFAULT_NAME = "faces"
 SUFFIX = "_detector.safetensors"
 GAN_SUFFIX = "_gan.safetensors"
+RUN_WEIGHTS = "detector.safetensors"  # the detector of a run directory (lkdetect learn, train-detector)
 
 
 def weights_dirs() -> list[Path]:
@@ -31,10 +32,12 @@ def weights_dirs() -> list[Path]:
 
 
 def resolve_weights(name_or_path: str | Path | None = None) -> Path:
-    """Map ``None`` (the face detector), a name (``"faces"``, ``"birds"``) or a path to a weights file.
+    """Map ``None`` (the face detector), a name (``"faces"``, ``"birds"``), a path to a weights file, or a run
+    directory holding ``detector.safetensors`` (of ``lkdetect learn`` or ``lkdetect train-detector``) to a file.
 
     Raises:
         FileNotFoundError: a path that does not exist, or a name with no file in :func:`weights_dirs`.
+        ValueError: a directory without ``detector.safetensors``.
     """
     if name_or_path is None:
         name_or_path = DEFAULT_NAME
@@ -51,6 +54,10 @@ def resolve_weights(name_or_path: str | Path | None = None) -> Path:
     if not isinstance(name_or_path, (str, Path)):
         raise TypeError(f"expected a weights name, a path or None, got {type(name_or_path).__name__}")
     path = Path(name_or_path)
+    if path.is_dir() and (path / RUN_WEIGHTS).is_file():
+        return path / RUN_WEIGHTS
+    if path.is_dir():
+        raise ValueError(f"detector weights {path} is a directory, not a file, and holds no {RUN_WEIGHTS}")
     check_file(path, "detector weights")
     return path
 

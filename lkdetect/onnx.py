@@ -198,8 +198,8 @@ class OnnxDetector(BaseDetector):
 
         Args:
             name_or_path: a path ending in ``.onnx`` (read as the constructor does), or what
-                :meth:`lkdetect.Detector.load` takes: ``None`` (the shipped face detector), a shipped name or a
-                ``.safetensors`` file, exported in memory (about half a second; nothing is written).
+                :meth:`lkdetect.Detector.load` takes: ``None`` (the shipped face detector), a shipped name, a
+                ``.safetensors`` file or a run directory, exported in memory (about half a second; nothing is written).
             providers, threads, tta, refine: as the constructor.
 
         Raises:
