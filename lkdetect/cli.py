@@ -16,6 +16,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "train-gan": ("lkdetect.commands.train_gan", "train LatentKeypointGAN on a folder of images"),
     "train-detector": ("lkdetect.commands.train_detector", "train the keypoint detector on pairs sampled from a GAN"),
+    "learn": ("lkdetect.commands.learn", "from a folder of images to a keypoint detector, ONNX model and report"),
     "detect": ("lkdetect.commands.detect", "detect keypoints on images (annotated images, JSON)"),
     "eval": ("lkdetect.commands.eval", "score a detector on MAFL, CelebA in the wild, CUB-200-2011 or MTFL"),
     "video": ("lkdetect.commands.video", "detect keypoints in a video or camera stream (annotated video, JSON lines)"),

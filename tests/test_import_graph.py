@@ -1,5 +1,5 @@
 """The import graph of our packages, read statically with ``ast``: no cycle between modules, and ``gan`` imported
-only by lkdetect's training path, editor, demo and the train-gan command.
+only by lkdetect's training path (training/, learn/), editor, demo and the train-gan command.
 
 Every import counts, including those inside functions: lazy imports keep ``import lkdetect`` light, but they are
 dependencies all the same, and hiding wrong-way arrows behind them is what this test is for. Imports under
@@ -15,8 +15,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("lkdetect", "gan", "evaluation")
-# modules of lkdetect that may import gan: the training path, the editor, the demo and the train-gan command
-GAN_IMPORTERS = ("lkdetect.training", "lkdetect.editor", "lkdetect.demo", "lkdetect.commands.train_gan")
+# modules of lkdetect that may import gan: the training path (and learn), the editor, the demo and train-gan
+GAN_IMPORTERS = (
+    "lkdetect.training",
+    "lkdetect.learn",
+    "lkdetect.editor",
+    "lkdetect.demo",
+    "lkdetect.commands.train_gan",
+)
 
 
 def module_names() -> dict[str, Path]:

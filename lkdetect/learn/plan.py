@@ -1,0 +1,170 @@
+"""The settings of an ``lkdetect learn`` run, the configurations they resolve to, and its stages.
+
+A run is six stages, each with its own output in the run directory:
+
+======== ================================================================ ===================================
+stage    what                                                             output
+======== ================================================================ ===================================
+gan      train LatentKeypointGAN on the images (:class:`gan.train.Trainer`) ``gan/`` (a train-gan run)
+select   choose a snapshot by label-free metrics (:mod:`.select`)           ``gan.safetensors``
+detector train the detector on the chosen GAN's pairs (train-detector)     ``detector/`` (a train-detector run)
+flip     the keypoints' flip pairing on more GAN pairs (add-flip)          ``detector.safetensors``
+export   the ONNX model, checked against PyTorch                           ``detector.onnx``
+report   samples, edits, detections, diagnostics over training, speed     ``report/index.html``
+======== ================================================================ ===================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+STAGES = ("gan", "select", "detector", "flip", "export", "report")
+# the detector preset that goes with each GAN preset (see lkdetect.training.config)
+DETECTOR_PRESET = {"tiny": "tiny", "cpu64": "cpu", "paper128": "gpu"}
+SNAPSHOT_RULES = ("best", "last")  # best: lkdetect.learn.select; last: the final snapshot
+GAN_WEIGHTS = "gan.safetensors"  # the chosen GAN snapshot
+DETECTOR_WEIGHTS = "detector.safetensors"  # the result (lkdetect.models.RUN_WEIGHTS: Detector.load(RUN) reads it)
+ONNX_MODEL = "detector.onnx"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that decides what a learn run computes (saved in its learn.json; ``--resume`` keeps it)."""
+
+    data: str  # image folder, MTFL or CUB root (absolute path)
+    preset: str = "cpu64"  # GAN preset (gan.config.PRESETS)
+    keypoints: int | None = None  # K; None = the preset's
+    gan_set: tuple[str, ...] = ()  # --set KEY=VALUE overrides of the GAN config
+    gan_iterations: int | None = None  # None = the GAN config's train.iterations
+    detector_preset: str | None = None  # None = DETECTOR_PRESET[preset]
+    detector_set: tuple[str, ...] = ()  # --detector-set overrides of the detector config
+    detector_iterations: int | None = None  # None = the detector config's train.iterations
+    classes: str | None = None  # CUB only: class ids
+    snapshot: str = "best"  # SNAPSHOT_RULES
+    flip_pairs: int | None = None  # GAN pairs for the flip pairing; None = 4 x the detector's validation pairs
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Settings:
+        names = {f.name for f in dataclasses.fields(cls)}
+        if set(d) - names:
+            raise KeyError(f"unknown learn settings {sorted(set(d) - names)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The configurations a :class:`Settings` resolves to (validated)."""
+
+    gan: Any  # gan.config.GANConfig (train.iterations set)
+    detector: Any  # lkdetect.training.config.DetectorConfig (train.iterations set: its learning-rate schedule)
+    flip_pairs: int
+    classes: list[int] | None
+
+
+def resolve(s: Settings) -> Resolved:
+    """Resolve and validate both configurations.
+
+    Raises:
+        ValueError, KeyError, TypeError: an unknown preset or key, a value of the wrong type or range.
+    """
+    from gan.config import get_config as gan_config
+    from gan.config import parse_overrides
+    from gan.data import parse_classes
+
+    from ..training.config import get_config as detector_config
+
+    if s.snapshot not in SNAPSHOT_RULES:
+        raise ValueError(f"--snapshot must be one of {SNAPSHOT_RULES}, got {s.snapshot!r}")
+    g = parse_overrides(list(s.gan_set))
+    if s.keypoints is not None:
+        if s.keypoints < 1:
+            raise ValueError(f"--keypoints must be >= 1, got {s.keypoints}")
+        g["model.n_keypoints"] = s.keypoints
+    if s.gan_iterations is not None:
+        g["train.iterations"] = s.gan_iterations
+    gan_cfg = gan_config(s.preset, g)
+    d = parse_overrides(list(s.detector_set))
+    if s.detector_iterations is not None:
+        d["train.iterations"] = s.detector_iterations
+    det_cfg = detector_config(s.detector_preset or DETECTOR_PRESET.get(s.preset, "cpu"), d)
+    if gan_cfg.train.iterations < 1 or det_cfg.train.iterations < 1:
+        raise ValueError("the GAN and detector iterations must be >= 1")
+    flip = s.flip_pairs if s.flip_pairs is not None else 4 * det_cfg.train.val_size
+    if flip < 1:
+        raise ValueError(f"--flip-pairs must be >= 1, got {flip}")
+    return Resolved(gan_cfg, det_cfg, flip, parse_classes(s.classes))
+
+
+def snapshot_steps(total: int, every: int) -> list[int]:
+    """The steps at which the GAN trainer takes a snapshot: every ``every`` steps and at ``total``."""
+    return sorted(set(range(every, total + 1, every)) | {total})
+
+
+def detector_pairs(cfg: Any) -> int:
+    """GAN pairs the detector stage generates: its shards and its validation pairs."""
+    t = cfg.train
+    return ((t.iterations - 1) // t.shard_every + 1) * t.shard_size + t.val_size
+
+
+def stage_table(r: Resolved, images: int) -> list[dict[str, Any]]:
+    """One row per stage: name, iterations, batch, images seen and what it does."""
+    g, d = r.gan.train, r.detector.train
+    m = r.gan.model
+    snaps = snapshot_steps(g.iterations, g.sample_every)
+    return [
+        dict(
+            stage="gan",
+            iterations=g.iterations,
+            batch=g.batch_size,
+            images=g.iterations * g.batch_size,
+            what=f"LatentKeypointGAN, K = {m.n_keypoints}, {m.resolution} px, on {images:,} images "
+            f"({g.iterations * g.batch_size / max(images, 1):.0f} epochs); {len(snaps)} snapshots",
+        ),
+        dict(stage="select", what="a snapshot of the second half of training, by label-free metrics"),
+        dict(
+            stage="detector",
+            iterations=d.iterations,
+            batch=d.batch_size,
+            images=d.iterations * d.batch_size,
+            what=f"{r.detector.network.backbone} on {detector_pairs(r.detector):,} fresh GAN pairs",
+        ),
+        dict(stage="flip", what=f"flip pairing of the keypoints on {r.flip_pairs:,} GAN pairs"),
+        dict(stage="export", what="ONNX model, compared with PyTorch"),
+        dict(stage="report", what="report/index.html: samples, edits, detections, diagnostics, speed"),
+    ]
+
+
+def format_plan(rows: list[dict[str, Any]], seconds: dict[str, float], done: set[str] | None = None) -> str:
+    """The plan as a table, with the estimated time of each stage (stages in ``done`` are marked and not counted)."""
+    done = done or set()
+    lines = [f"{'stage':9s} {'iterations':>10s} {'batch':>6s} {'images seen':>12s} {'estimate':>9s}  what"]
+    total = 0.0
+    for row in rows:
+        name = row["stage"]
+        est = "done" if name in done else duration(seconds.get(name, 0.0))
+        total += 0.0 if name in done else seconds.get(name, 0.0)
+        its = f"{row['iterations']:,}" if "iterations" in row else "-"
+        batch = str(row.get("batch", "-"))
+        images = f"{row['images']:,}" if "images" in row else "-"
+        lines.append(f"{name:9s} {its:>10s} {batch:>6s} {images:>12s} {est:>9s}  {row['what']}")
+    lines.append(f"{'total':9s} {'':>10s} {'':>6s} {'':>12s} {duration(total):>9s}")
+    return "\n".join(lines)
+
+
+def duration(seconds: float) -> str:
+    """``42 s``, ``12.5 min``, ``3.2 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def absolute(path: str | Path) -> str:
+    return str(Path(path).expanduser().resolve())
