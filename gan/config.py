@@ -34,6 +34,12 @@ class ModelConfig:
     spade_wide_until: int = 0  # spade_hidden / spade_kernel only at resolutions <= this (others 1x1); 0 = all
     part_masks: str = "gaussian"  # "gaussian": H_k, H_bg = 1 - max H; "normalised": H_k / (sum H + level), GANSeg-like
     mask_bg_level: float = 0.1  # "normalised" masks: background = level / (sum_k H_k + level)
+    # "shared": w_bg modulates the generator with the background map (paper); "composite": the generator draws
+    # from the parts alone (a learned constant in the background row), a small net draws the background from w_bg,
+    # and the two are blended by the background map at the output resolution, so w_bg cannot draw the object.
+    background: str = "shared"
+    bg_channels: tuple[int, ...] = (64, 32, 16, 8, 8)  # "composite": background net width per resolution, 4 px ..
+    bg_min_resolution: int = 0  # "shared": w_bg enters only at resolutions >= this, a learned constant below; 0 = all
     d_channels: tuple[int, ...] = (8, 16, 32, 64, 128)  # discriminator width per resolution, input ..
 
 
@@ -243,6 +249,12 @@ def validate(cfg: GANConfig) -> None:
             f"model.part_masks must be 'gaussian' or 'normalised' and model.mask_bg_level > 0, got "
             f"{m.part_masks!r}, {m.mask_bg_level}"
         )
+    if m.background not in ("shared", "composite"):
+        raise ValueError(f"model.background must be 'shared' or 'composite', got {m.background!r}")
+    if m.background == "composite" and len(m.bg_channels) != n_d:
+        raise ValueError(f"model.bg_channels needs {n_d} widths (4 px .. {r} px), got {m.bg_channels}")
+    if m.bg_min_resolution < 0:
+        raise ValueError(f"model.bg_min_resolution must be >= 0, got {m.bg_min_resolution}")
     bad = [p for p in t.diffaug.split(",") if p.strip() and p.strip() not in ("color", "translation", "cutout")]
     if bad:
         raise ValueError(f"train.diffaug takes color, translation, cutout (comma-separated), got {bad}")

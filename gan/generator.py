@@ -244,6 +244,26 @@ class PositionalStart(nn.Module):
         return self.extra(torch.cat((torch.sin(h), torch.cos(h)), dim=1))
 
 
+class BackgroundNet(nn.Module):
+    """The background of ``model.background="composite"``: w_bg (B, D) -> Linear -> 4 x 4 -> (2x nearest up-sampling,
+    conv3x3, LeakyReLU) per octave -> RGB (B, 3, R, R) in [-1, 1]. Small on purpose: it draws what the parts do not."""
+
+    def __init__(self, embed_dim: int, channels: tuple[int, ...]):
+        super().__init__()
+        self.c0 = channels[0]
+        self.fc = nn.Linear(embed_dim, channels[0] * 16)
+        self.convs = nn.ModuleList(
+            nn.Conv2d(channels[i], channels[i + 1], 3, padding=1) for i in range(len(channels) - 1)
+        )
+        self.to_rgb = nn.Conv2d(channels[-1], 3, 3, padding=1)
+
+    def forward(self, w_bg: torch.Tensor) -> torch.Tensor:
+        x = F.leaky_relu(self.fc(w_bg).view(-1, self.c0, 4, 4), 0.2)
+        for conv in self.convs:
+            x = F.leaky_relu(conv(F.interpolate(x, scale_factor=2, mode="nearest")), 0.2)
+        return torch.tanh(self.to_rgb(x))
+
+
 class Generator(nn.Module):
     """LatentKeypointGAN generator.
 
@@ -269,6 +289,10 @@ class Generator(nn.Module):
             for i in range(len(cfg.g_channels))
         )
         self.to_rgb = nn.Conv2d(cfg.g_channels[-1], 3, 3, padding=1)
+        if cfg.background == "composite" or cfg.bg_min_resolution:
+            self.bg_const = nn.Parameter(torch.zeros(d))  # the background row where w_bg may not enter
+        if cfg.background == "composite":
+            self.bg_net = BackgroundNet(d, cfg.bg_channels)
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(m.weight, a=0.2)
@@ -309,18 +333,28 @@ class Generator(nn.Module):
             raise ValueError(f"embedding dim {lat.kp_embed.shape[-1]} does not match D = {self.cfg.embed_dim}")
         x = self.start(keypoint_offsets(lat.keypoints[:, :k], self.resolutions[0]))
         for i, (res, block) in enumerate(zip(self.resolutions, self.blocks)):
-            x = block(x, self.conditioning(lat, res), upsample=i > 0)
-        return torch.tanh(self.to_rgb(F.leaky_relu(x, 0.2, inplace=True)))
+            cond = self.conditioning(lat, res)
+            x = block(x, cond, upsample=i > 0)
+        image = torch.tanh(self.to_rgb(F.leaky_relu(x, 0.2, inplace=True)))
+        if self.cfg.background != "composite":
+            return image
+        bg_map = cond.maps[:, -1:]  # at the output resolution: 1 - max_k H_k, or the normalised background mask
+        return torch.lerp(image, self.bg_net(lat.bg_embed).to(image.dtype), bg_map.to(image.dtype))
 
     def conditioning(self, lat: Latents, size: int) -> Conditioning:
         """Heatmaps (computed once per resolution, removed parts zeroed) with the background map appended; with
-        ``part_masks="normalised"`` the masks of :func:`~gan.keypoint_maps.normalised_part_masks` instead."""
+        ``part_masks="normalised"`` the masks of :func:`~gan.keypoint_maps.normalised_part_masks` instead. The
+        background row's embedding is w_bg, or the learned constant where w_bg may not enter (``background=
+        "composite"``, or below ``bg_min_resolution``)."""
         heat = gaussian_heatmaps(lat.keypoints, size, self.cfg.tau) * lat.visible[:, :, None, None]
         if self.cfg.part_masks == "normalised":
             maps = normalised_part_masks(heat, self.cfg.mask_bg_level)
         else:
             maps = torch.cat((heat, background_map(heat)), dim=1)
-        embeds = torch.cat((lat.kp_embed, lat.bg_embed.unsqueeze(1)), dim=1)
+        bg = lat.bg_embed
+        if self.cfg.background == "composite" or size < self.cfg.bg_min_resolution:
+            bg = self.bg_const.to(bg.dtype).expand_as(bg)
+        embeds = torch.cat((lat.kp_embed, bg.unsqueeze(1)), dim=1)
         return Conditioning(maps, embeds, self.cfg.conditioning)
 
     def forward(self, z_pose: torch.Tensor, z_app: torch.Tensor, z_bg: torch.Tensor) -> tuple[torch.Tensor, Latents]:

@@ -1,5 +1,6 @@
 """Issue 20 part 2 options (off by default): normalised part masks, SPADE hidden layers at low resolutions only,
-DiffAugment of D's inputs, and old checkpoints resuming under the new options' defaults."""
+DiffAugment of D's inputs, the background path (composited, or kept out of low resolutions), and old checkpoints
+resuming under the new options' defaults."""
 
 from __future__ import annotations
 
@@ -21,6 +22,42 @@ def images(n=16, res=32):
 def test_defaults_are_todays_model():
     m = gan.ModelConfig()
     assert (m.part_masks, m.spade_wide_until, gan.TrainConfig().diffaug) == ("gaussian", 0, "")
+    assert (m.background, m.bg_min_resolution) == ("shared", 0)
+    assert not hasattr(gan.Generator(gan.get_config("tiny").model), "bg_net")
+
+
+@pytest.mark.parametrize("masks", ["gaussian", "normalised"])
+def test_composite_background_draws_only_through_the_background_map(masks):
+    over = {"model.background": "composite", "model.bg_channels": (8, 8, 8, 8), "model.part_masks": masks}
+    torch.manual_seed(0)
+    g = gan.Generator(gan.get_config("tiny", over).model).eval()
+    x, lat = g(*torch.randn(3, 2, g.cfg.z_dim))
+    other = lat.replace(bg_embed=torch.randn_like(lat.bg_embed), kp_embed=torch.randn_like(lat.kp_embed))
+    bg_map = g.conditioning(lat, 32).maps[:, -1:]
+    with torch.no_grad():
+        new_bg = g.render(lat.replace(bg_embed=other.bg_embed))
+        new_parts = g.render(lat.replace(kp_embed=other.kp_embed))
+        # exactly the background net's change, weighted by the background map
+        expected = bg_map * (g.bg_net(other.bg_embed) - g.bg_net(lat.bg_embed))
+        assert torch.allclose(new_bg - x, expected, atol=1e-5) and (new_bg - x).abs().max() > 1e-3
+        # the parts change nothing where the background map is 1, and something where it is not
+        assert ((new_parts - x).abs() <= 2 * (1 - bg_map) + 1e-5).all() and (new_parts - x).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="bg_channels"):
+        gan.get_config("tiny", {"model.background": "composite"})  # the default widths are for 64 px
+
+
+def test_bg_min_resolution_keeps_the_background_embedding_out_of_low_resolutions():
+    torch.manual_seed(0)
+    g = gan.Generator(gan.get_config("tiny", {"model.bg_min_resolution": 16}).model).eval()  # 4, 8, 16, 32 px
+    x, lat = g(*torch.randn(3, 2, g.cfg.z_dim))
+    for size, uses_bg in ((4, False), (8, False), (16, True), (32, True)):
+        row = g.conditioning(lat, size).embeds[:, -1]
+        assert torch.equal(row, lat.bg_embed) == uses_bg
+        assert torch.equal(row, g.bg_const.expand_as(row)) != uses_bg
+    never = gan.Generator(gan.get_config("tiny", {"model.bg_min_resolution": 64}).model).eval()
+    y, lat = never(*torch.randn(3, 2, g.cfg.z_dim))
+    with torch.no_grad():  # a generator that never sees its background embedding ignores it
+        assert torch.equal(never.render(lat.replace(bg_embed=torch.randn_like(lat.bg_embed))), y)
 
 
 def test_normalised_masks_share_every_pixel_and_follow_the_nearest_keypoint():
@@ -99,7 +136,7 @@ def test_checkpoint_without_the_new_model_options_still_resumes(tmp_path):
     cfg = gan.get_config("tiny", {"train.sample_every": 1000})
     Trainer(cfg, images(), tmp_path).fit(2, progress=False)
     state = load_state(tmp_path / "checkpoint.pt")
-    for key in ("part_masks", "mask_bg_level", "spade_wide_until"):
+    for key in ("part_masks", "mask_bg_level", "spade_wide_until", "background", "bg_channels", "bg_min_resolution"):
         del state["config"]["model"][key]  # as written before these options existed
     save_state(tmp_path / "checkpoint.pt", state)
     assert Trainer(cfg, images(), tmp_path, resume=True).step == 2
