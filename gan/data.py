@@ -1,4 +1,5 @@
-"""Training images for the GAN: any folder of images, or an MTFL or CUB-200-2011 root (images only, no labels).
+"""Training images for the GAN: any folder of images, or an MTFL or CUB-200-2011 root (images only, no labels), or
+several of them concatenated (:func:`load_training_sets`, ``--data A --data B``).
 
 Everything is decoded once into a uint8 tensor in memory (10,000 faces at 64 px are 120 MB), so training
 batches are drawn by index with a seeded generator and a resumed run sees exactly the same data.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -197,3 +198,60 @@ def load_training_images(
         raise DatasetError(f"none of the {len(items)} files in {kind} could be read as an image{size}")
     log.info("loaded %d images from %s (%d skipped)", len(arrays), kind, len(skipped))
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+Roots = str | Path | Sequence[str | Path]  # one training root, or several in order
+
+
+def training_roots(data: Roots) -> list[Path]:
+    """The training roots of ``--data`` given once (a path) or repeated (a sequence of paths), in order.
+
+    Raises:
+        DatasetError: no root, or the same folder twice, or one root inside another (its images would count twice).
+    """
+    roots = [Path(data)] if isinstance(data, (str, Path)) else [Path(r) for r in data]
+    if not roots:
+        raise DatasetError("no data folder given")
+    resolved = [r.expanduser().resolve() for r in roots]
+    for i, a in enumerate(resolved):
+        for j in range(i):
+            b = resolved[j]
+            if a == b:
+                raise DatasetError(f"data folder {roots[i]} is given twice: its images would count twice")
+            if a.is_relative_to(b) or b.is_relative_to(a):
+                inner, outer = (roots[i], roots[j]) if a.is_relative_to(b) else (roots[j], roots[i])
+                raise DatasetError(f"data folder {inner} is inside {outer}, also given: its images would count twice")
+    return roots
+
+
+def data_record(data: Roots) -> str | list[str]:
+    """How a run records its training data: the absolute path of its one root (a string, as before several roots
+    were possible), or the list of the absolute paths of its roots."""
+    roots = [str(r.expanduser().resolve()) for r in training_roots(data)]
+    return roots[0] if len(roots) == 1 else roots
+
+
+def load_training_sets(
+    data: Roots,
+    resolution: int,
+    classes: Iterable[int] | None = None,
+    progress: bool = False,
+    min_side: int = 0,
+) -> torch.Tensor:
+    """The training images of one or several roots, concatenated in the order given: uint8 (N, 3, R, R).
+
+    Each root is read by :func:`load_training_images` (which logs one line on how many images it gave);
+    ``classes`` restricts the CUB roots only (image folders and MTFL roots have no classes).
+
+    Raises:
+        DatasetError: no root, a root given twice or inside another (:func:`training_roots`), or a root that is
+            missing or holds no readable image (the error names it).
+    """
+    roots = training_roots(data)
+    classes = None if classes is None else list(classes)
+    parts = [load_training_images(root, resolution, classes, progress, min_side) for root in roots]
+    if len(parts) == 1:
+        return parts[0]
+    counts = ", ".join(f"{root}: {len(x)}" for root, x in zip(roots, parts))
+    log.info("%d training images from %d data folders (%s)", sum(len(x) for x in parts), len(parts), counts)
+    return torch.cat(parts)

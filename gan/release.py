@@ -3,10 +3,10 @@
     python -m gan.release RUN_DIR --name faces --data "MTFL training images (10,000), no landmarks" [--out weights]
         [--real ../shared/data/mtfl80]
 
-Writes ``<out>/<name>_gan.safetensors`` (metadata: config, step, images seen, wall time, machine, source
-checkpoint hash, the label-free metrics of gan/metrics.py on 128 pairs and, with ``--real``, the realism measure
-of gan/realism.py), ``<out>/<name>_gan_samples.png`` and ``<out>/<name>_gan.md`` with the keypoint diagnostics
-and those metrics.
+Writes ``<out>/<name>_gan.safetensors`` (metadata: config, step, images seen, wall time, the data folders the run
+recorded (``"data"``: a path, or a list for several), machine, source checkpoint hash, the label-free metrics of
+gan/metrics.py on 128 pairs and, with ``--real``, the realism measure of gan/realism.py),
+``<out>/<name>_gan_samples.png`` and ``<out>/<name>_gan.md`` with the keypoint diagnostics and those metrics.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ Release weights `{weights.name}` (EMA generator, safetensors with its config in 
 
 | | |
 |---|---|
-| training data | {data} |
+| training data | {data} |{folders_row(info.get("data"))}
 | iterations | {info.get("step")} (batch {json.loads((run_dir / "config.json").read_text())["train"]["batch_size"]}, \
 {info.get("images_seen")} images seen) |
 | training wall time | {info.get("wall_time_s", 0) / 3600:.2f} h of train steps |
@@ -96,6 +96,15 @@ tau = {m.tau} |
 {metrics_section(info["metrics"])}"""
     (out / f"{name}_gan.md").write_text(card)
     return weights
+
+
+def folders_row(recorded: str | list[str] | None) -> str:
+    """The card's row on the data folders the run recorded (``"data"`` in its weights' info; runs before
+    multi-root training recorded none): one path, or a list of them."""
+    if recorded is None:
+        return ""
+    folders = [recorded] if isinstance(recorded, str) else recorded
+    return "\n| data folders | " + "; ".join(f"`{f}`" for f in folders) + " |"
 
 
 def label_free_metrics(

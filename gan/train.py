@@ -73,12 +73,21 @@ class Trainer:
         run_dir: where config.json, stats.jsonl, samples/ and checkpoints go (rank 0 writes).
         resume: continue from ``run_dir/checkpoint.pt``; without it an existing checkpoint is an error.
         device: "cpu", "cuda" or "auto".
+        data: where ``images`` came from (:func:`gan.data.data_record`: a path, or a list of paths), recorded as
+            ``"data"`` in checkpoint.pt and in the weights' info; None: not recorded.
     """
 
     def __init__(
-        self, cfg: GANConfig, images: torch.Tensor, run_dir: str | Path, resume: bool = False, device: str = "cpu"
+        self,
+        cfg: GANConfig,
+        images: torch.Tensor,
+        run_dir: str | Path,
+        resume: bool = False,
+        device: str = "cpu",
+        data: str | list[str] | None = None,
     ):
         self.cfg = cfg
+        self.data = data
         self.run_dir = Path(run_dir)
         self.rank = dist.get_rank() if dist.is_initialized() else 0
         self.world = dist.get_world_size() if dist.is_initialized() else 1
@@ -339,7 +348,13 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "rng": rng_states,
+            **({"data": self.data} if self.data is not None else {}),
         }
+
+    def weights_info(self) -> dict[str, Any]:
+        """The info of the EMA weights written now: progress, and the training data when recorded."""
+        info = {"step": self.step, "images_seen": self.images_seen, "wall_time_s": round(self.wall_time)}
+        return {**info, **({"data": self.data} if self.data is not None else {})}
 
     def request_stop(self) -> None:
         """Finish the current step, checkpoint and leave :meth:`fit` (called on SIGTERM/SIGINT)."""
@@ -368,11 +383,7 @@ class Trainer:
         if self.rank != 0:
             return
         save_state(self.run_dir / CHECKPOINT, state)
-        save_generator(
-            self.run_dir / EMA_WEIGHTS,
-            self.G_ema,
-            {"step": self.step, "images_seen": self.images_seen, "wall_time_s": round(self.wall_time)},
-        )
+        save_generator(self.run_dir / EMA_WEIGHTS, self.G_ema, self.weights_info())
 
     def load(self, path: Path) -> None:
         state = load_state(path, self.cfg)
@@ -389,10 +400,21 @@ class Trainer:
             for group in opt.param_groups:  # checkpoints of older versions saved the unfused setting
                 group.update(fused=True, foreach=None)
         self.rng.set_state(state["rng"][self.rank])
+        self._check_data(path, state.get("data"))  # checkpoints before multi-root data recorded none
         self.step, self.images_seen, self.wall_time = state["step"], state["images_seen"], state["wall_time"]
         if self.rank == 0:  # a killed run logs past its checkpoint: its steps stay unique
             truncate_stats(self.run_dir / "stats.jsonl", lambda r: r.get("step", 0) <= self.step)
         log.info("resumed %s at step %d", path, self.step)
+
+    def _check_data(self, path: Path, saved: str | list[str] | None) -> None:
+        """On resume: a warning when the run was trained on other data (the folders may have moved; a resumed run
+        continues exactly only on the same images); the data recorded from now on is the current one."""
+        if saved is None:
+            return
+        if self.data is None:
+            self.data = saved
+        elif saved != self.data and self.rank == 0:
+            log.warning("%s was trained on %s; it continues on %s", path, saved, self.data)
 
 
 def init_distributed() -> bool:

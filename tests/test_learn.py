@@ -264,3 +264,82 @@ def test_detector_load_accepts_a_run_directory(tmp_path):
     assert np.array_equal(by_dir.detect(image).xy, by_file.detect(image).xy) and by_dir.num_keypoints == 3
     with pytest.raises(ValueError, match=r"is a directory, not a file, and holds no detector.safetensors"):
         Detector.load(tmp_path)
+
+
+def test_dry_run_on_two_folders_lists_each_and_the_total(tmp_path, capsys):
+    a = write_images(tmp_path / "a", n=10)
+    b = write_images(tmp_path / "b", n=12, seed=1)  # each under 16 images; 22 together
+    run = tmp_path / "run"
+    assert cli(["learn", "--data", str(a), "--data", str(b), "--out", str(run), *ARGS, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^gan\s+120\s+4\s+480\s+\d+ s\s+LatentKeypointGAN, K = 4, 32 px, on 22 images", out, re.M), out
+    lines = [x for x in out.splitlines() if x.startswith("data: ")]
+    assert lines == [
+        f"data: image folder {a}: 10 usable images (0 smaller than 16 px and 0 unreadable skipped)",
+        f"data: image folder {b}: 12 usable images (0 smaller than 16 px and 0 unreadable skipped)",
+        "data: total: 22 usable images of 22 files in 2 data folders",
+    ]
+    assert not run.exists()
+
+
+@pytest.mark.parametrize(
+    "second, message",
+    [
+        ("same", r"data folder .*a is given twice"),
+        ("missing", r"data folder .*missing does not exist"),
+        ("small", r"image folder .*small has 0 usable images, need at least 1: 20 of the 20 files are smaller"),
+        ("few", r"the 2 data folders hold 10 usable images in all, need 16"),
+    ],
+)
+def test_two_folders_bad_second_exits_2_naming_it(tmp_path, capsys, second, message):
+    a = write_images(tmp_path / "a", n=5)
+    other = {
+        "same": tmp_path / "a",
+        "missing": tmp_path / "missing",
+        "small": write_images(tmp_path / "small", size=(12, 10)),
+        "few": write_images(tmp_path / "few", n=5, seed=1),
+    }[second]
+    run = tmp_path / "run"
+    assert cli(["learn", "--data", str(a), "--data", str(other), "--out", str(run), *ARGS]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(message, err[0]), err
+    assert not run.exists()
+
+
+def test_settings_of_one_root_and_of_several_round_trip_and_old_state_loads(tmp_path, capsys):
+    from lkdetect.learn.plan import Settings
+    from lkdetect.learn.state import RunState
+
+    several = Settings(data=("/x/a", "/x/b"), preset="tiny")
+    assert several.to_dict()["data"] == ["/x/a", "/x/b"]
+    assert Settings.from_dict(several.to_dict()) == several and several.data_roots() == ["/x/a", "/x/b"]
+    # a learn.json written before several roots were possible: data is one string
+    a = write_images(tmp_path / "a", n=16)
+    run = tmp_path / "run"
+    run.mkdir()
+    old = {"format": "lkdetect-learn", "version": 1, "settings": {"data": str(a), "preset": "tiny"}, "stages": {}}
+    (run / "learn.json").write_text(json.dumps(old))
+    st = RunState.load(run)
+    assert st.settings.data == str(a) and st.settings.data_roots() == [str(a)]
+    b = write_images(tmp_path / "b", n=16, seed=1)
+    resume = ["learn", "--out", str(run), "--resume", "--threads", "1"]
+    assert cli([*resume, "--data", str(a), "--data", str(b), "--dry-run"]) == 2
+    assert re.search(r"these differ: --data \(run: '.*a', given: \('.*a', '.*b'\)\)", capsys.readouterr().err)
+    assert cli([*resume, "--data", str(a), "--dry-run"]) == 0  # one --data: the same setting as the saved string
+    assert f"data: image folder {a}: 16 usable images" in capsys.readouterr().out
+
+
+def test_learn_on_two_folders_trains_on_both_and_records_them(tmp_path, capsys):
+    from gan.checkpoint import load_generator
+
+    a, b = write_images(tmp_path / "a", n=10), write_images(tmp_path / "b", n=12, seed=1)
+    run = tmp_path / "run"
+    assert cli(["learn", "--data", str(a), "--data", str(b), "--out", str(run), *ARGS]) == 0
+    st = state(run)
+    assert st["settings"]["data"] == [str(a), str(b)] and st["stages"]["gan"]["images"] == 22
+    assert load_generator(run / "gan.safetensors")[1]["data"] == [str(a), str(b)]
+    assert torch.load(run / "gan" / "checkpoint.pt", weights_only=True)["data"] == [str(a), str(b)]
+    assert f"<p>Data: {a}; {b}; GAN preset tiny" in (run / "report" / "index.html").read_text()
+    capsys.readouterr()
+    assert cli(["learn", "--out", str(run), "--resume", "--data", str(a)]) == 2  # the run's data is both folders
+    assert "these differ: --data" in capsys.readouterr().err

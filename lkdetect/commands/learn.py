@@ -28,7 +28,11 @@ SETTING_FLAGS = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", help="folder of images (recursive), or an MTFL or CUB-200-2011 root")
+    p.add_argument(
+        "--data",
+        action="append",
+        help="folder of images (recursive), or an MTFL or CUB-200-2011 root; repeat to learn from several at once",
+    )
     p.add_argument("--out", required=True, help="run directory (learn.json, gan/, detector/, results, report/)")
     p.add_argument("--preset", default=None, help="GAN preset: tiny, cpu64 (default), paper128")
     p.add_argument("--keypoints", type=int, default=None, metavar="K", help="number of keypoints (default: preset's)")
@@ -37,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector-preset", default=None, help="detector preset: tiny, cpu, gpu (default: the GAN's)")
     p.add_argument("--detector-set", action="append", default=[], metavar="KEY=VALUE", help="detector override")
     p.add_argument("--detector-iterations", type=int, default=None, help="detector iterations (default: preset's)")
-    p.add_argument("--classes", default=None, help="CUB only: comma-separated class ids to train on")
+    p.add_argument("--classes", default=None, help="CUB roots only: comma-separated class ids to train on")
     p.add_argument(
         "--snapshot", default=None, choices=("best", "last"), help="GAN snapshot: by metrics (default) or last"
     )
@@ -51,10 +55,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def given_settings(args: argparse.Namespace) -> dict:
     """The Settings fields given on the command line (the others keep their defaults or the saved run's)."""
-    from lkdetect.learn.plan import absolute
+    from lkdetect.learn.plan import data_setting
 
     values = {
-        "data": absolute(args.data) if args.data else None,
+        "data": data_setting(args.data) if args.data else None,
         "preset": args.preset,
         "keypoints": args.keypoints,
         "gan_set": tuple(args.set) or None,
@@ -87,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from lkdetect.base import resolve_device
-    from lkdetect.learn.data import describe, scan_data
+    from lkdetect.learn.data import describe_all, scan_data
     from lkdetect.learn.plan import Settings, resolve
     from lkdetect.learn.state import RunState, check_new_run
 
@@ -111,13 +115,14 @@ def run(args: argparse.Namespace) -> int:
     if threads:
         torch.set_num_threads(threads)
     pending = state.pending() if state else None
-    summary = None
+    summaries = None
     if pending is None or "gan" in pending:
-        summary = scan_data(settings.data, resolved.gan.model.resolution, resolved.classes)
+        summaries = scan_data(settings.data_roots(), resolved.gan.model.resolution, resolved.classes)
         if not args.dry_run:
-            log.info("data: %s", describe(summary))
+            for line in describe_all(summaries):
+                log.info("data: %s", line)
     if args.dry_run:
-        return dry_run(run_dir, resolved, summary, settings.data, args.device, state)
+        return dry_run(run_dir, resolved, summaries, settings.data_roots(), args.device, state)
     from lkdetect.learn.plan import DETECTOR_WEIGHTS, ONNX_MODEL
     from lkdetect.learn.stages import Interrupted, open_run, run_stages
 
@@ -135,21 +140,25 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def dry_run(run_dir: Path, resolved: Any, summary: Any, data: str, device: str, state: Any) -> int:
+def dry_run(run_dir: Path, resolved: Any, summaries: Any, roots: list[str], device: str, state: Any) -> int:
     """Print the plan and the measured estimate; nothing is trained and nothing is written to ``run_dir``."""
-    from lkdetect.learn.data import describe
+    from lkdetect.learn.data import describe_all
     from lkdetect.learn.estimate import describe_machine, estimate
     from lkdetect.learn.plan import format_plan, stage_table
 
     done = {s for s in state.stages if state.done(s)} if state else set()
-    images = summary.usable if summary else (state.result("gan").get("images", 0) if state else 0)
+    if summaries is not None:
+        images = sum(s.usable for s in summaries)
+    else:
+        images = state.result("gan").get("images", 0) if state else 0
     rows = stage_table(resolved, images)
-    if summary is not None:
-        seconds, note = estimate(resolved, summary, data, device)
+    if summaries is not None:
+        seconds, note = estimate(resolved, summaries, roots, device)
     else:
         seconds, note = {}, "no estimate: the GAN stage is done"
     print(f"lkdetect learn --dry-run: the plan for {run_dir} (nothing is trained or written)")
-    print(f"data: {describe(summary)}" if summary else f"data: {data}")
+    for line in describe_all(summaries) if summaries is not None else roots:
+        print(f"data: {line}")
     print(format_plan(rows, seconds, done))
     print(note)
     print(f"machine: {describe_machine()}")

@@ -1,4 +1,5 @@
-"""``lkdetect train-gan``: train LatentKeypointGAN on a folder of images (or an MTFL / CUB root)."""
+"""``lkdetect train-gan``: train LatentKeypointGAN on a folder of images (or an MTFL / CUB root), or on several
+(``--data A --data B``: their images concatenated in that order; the run records every root)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ from . import log_warnings
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="folder of images (recursive), or an MTFL or CUB-200-2011 root")
+    p.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        help="folder of images (recursive), or an MTFL or CUB-200-2011 root; repeat to train on several at once",
+    )
     p.add_argument("--preset", default="cpu64", help="configuration preset: tiny, cpu64, paper128")
     p.add_argument("--out", required=True, help="run directory (config.json, stats.jsonl, samples/, checkpoints)")
     p.add_argument(
@@ -22,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--iterations", type=int, default=None, help="stop after this many iterations in total")
-    p.add_argument("--classes", default=None, help="CUB only: comma-separated class ids to train on")
+    p.add_argument("--classes", default=None, help="CUB roots only: comma-separated class ids to train on")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--dry-run", action="store_true", help="print the resolved configuration and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -32,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from gan.config import GANConfig, get_config, parse_overrides, preset_dict, validate
-    from gan.data import load_training_images, parse_classes
+    from gan.data import data_record, load_training_sets, parse_classes
     from gan.train import Trainer, init_distributed
     from lkdetect.base import resolve_device
 
@@ -56,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
     init_distributed()
     classes = parse_classes(args.classes)
     with log_warnings():  # one line per skipped image
-        images = load_training_images(args.data, cfg.model.resolution, classes=classes, progress=not args.no_progress)
-    trainer = Trainer(cfg, images, args.out, resume=args.resume, device=args.device)
+        images = load_training_sets(args.data, cfg.model.resolution, classes=classes, progress=not args.no_progress)
+    trainer = Trainer(cfg, images, args.out, resume=args.resume, device=args.device, data=data_record(args.data))
     if args.resume and trainer.rank == 0:
         saved_cfg.write_text(json.dumps(cfg.to_dict(), indent=2))  # the settings the run now continues with
     trainer.fit(args.iterations, progress=not args.no_progress)

@@ -93,30 +93,33 @@ def detector_seconds(r: Resolved, gan_path: Path, tmp: Path, device: str, budget
     return {"per_it": per_it, "checkpoint": checkpoint, "per_pair": per_pair}
 
 
-def load_seconds(data: str, summary: DataSummary, resolution: int, classes: list[int] | None) -> float:
-    """Seconds to decode the usable images, from the first 16."""
+def load_seconds(roots: list[str], summaries: list[DataSummary], resolution: int, classes: list[int] | None) -> float:
+    """Seconds to decode the images of every root, from the first 16 of each."""
     from gan.data import load_image, training_items
 
-    items, _ = training_items(data, classes)
-    sample = items[:16]
-    seconds = 0.0
-    for path, crop in sample:
-        try:
-            seconds += _timed(lambda p=path, c=crop: load_image(p, resolution, c))
-        except (OSError, ValueError):
-            pass
-    return seconds / max(len(sample), 1) * summary.files
+    total = 0.0
+    for root, summary in zip(roots, summaries):
+        items, _ = training_items(root, classes)
+        sample = items[:16]
+        seconds = 0.0
+        for path, crop in sample:
+            try:
+                seconds += _timed(lambda p=path, c=crop: load_image(p, resolution, c))
+            except (OSError, ValueError):
+                pass
+        total += seconds / max(len(sample), 1) * summary.files
+    return total
 
 
 def estimate(
-    r: Resolved, summary: DataSummary, data: str, device: str = "cpu", budget: float = 1.0
+    r: Resolved, summaries: list[DataSummary], roots: list[str], device: str = "cpu", budget: float = 1.0
 ) -> tuple[dict[str, float], str]:
     """Estimated seconds per stage, and a line on what was measured.
 
     Args:
         r: the resolved configurations.
-        summary: the data check (image count).
-        data: the data folder (a few images are decoded to time loading).
+        summaries: the data check of each root (image counts).
+        roots: the data folders (a few images of each are decoded to time loading).
         device: where training will run.
         budget: seconds of timed steps per trainer (after a warm-up step, at least one more each).
     """
@@ -126,7 +129,7 @@ def estimate(
         tmp = Path(name)
         gm, gan_path = gan_seconds(r, tmp, device, budget)
         dm = detector_seconds(r, gan_path, tmp, device, budget)
-    load = load_seconds(data, summary, r.gan.model.resolution, r.classes)
+    load = load_seconds(roots, summaries, r.gan.model.resolution, r.classes)
     snaps = len(snapshot_steps(g.iterations, g.sample_every))
     gan_ckpts = math.ceil(g.iterations / g.checkpoint_every)
     det_ckpts = math.ceil(d.iterations / d.checkpoint_every)

@@ -34,7 +34,7 @@ ONNX_MODEL = "detector.onnx"
 class Settings:
     """Everything that decides what a learn run computes (saved in its learn.json; ``--resume`` keeps it)."""
 
-    data: str  # image folder, MTFL or CUB root (absolute path)
+    data: str | tuple[str, ...]  # image folder, MTFL or CUB root (absolute path), or several in order (a tuple)
     preset: str = "cpu64"  # GAN preset (gan.config.PRESETS)
     keypoints: int | None = None  # K; None = the preset's
     gan_set: tuple[str, ...] = ()  # --set KEY=VALUE overrides of the GAN config
@@ -42,9 +42,13 @@ class Settings:
     detector_preset: str | None = None  # None = DETECTOR_PRESET[preset]
     detector_set: tuple[str, ...] = ()  # --detector-set overrides of the detector config
     detector_iterations: int | None = None  # None = the detector config's train.iterations
-    classes: str | None = None  # CUB only: class ids
+    classes: str | None = None  # CUB roots only: class ids
     snapshot: str = "best"  # SNAPSHOT_RULES
     flip_pairs: int | None = None  # GAN pairs for the flip pairing; None = 4 x the detector's validation pairs
+
+    def data_roots(self) -> list[str]:
+        """The training roots in order (one for a learn.json written before several were possible)."""
+        return [self.data] if isinstance(self.data, str) else list(self.data)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
@@ -168,3 +172,9 @@ def duration(seconds: float) -> str:
 
 def absolute(path: str | Path) -> str:
     return str(Path(path).expanduser().resolve())
+
+
+def data_setting(roots: list[str]) -> str | tuple[str, ...]:
+    """``--data`` given once or repeated -> :attr:`Settings.data`: the absolute path, or a tuple of them in order."""
+    paths = tuple(absolute(r) for r in roots)
+    return paths[0] if len(paths) == 1 else paths

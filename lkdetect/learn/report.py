@@ -101,16 +101,18 @@ def edits_figure(generator: Any, scale: int, n: int = 4) -> Image.Image:
     return labelled_grid(columns)
 
 
-def real_figure(detector: Any, data: str, classes: list[int] | None, side: int, n: int = 16) -> Image.Image | None:
-    """The detector on the first ``n`` training images (their training crops), or None when none can be read."""
+def real_tiles(detector: Any, root: str, classes: list[int] | None, side: int, n: int) -> list[Image.Image]:
+    """The detector on the first ``n`` readable training images of one root, drawn on ``side`` px tiles."""
     from gan.data import training_items
 
     try:
-        items, _ = training_items(data, classes)
+        items, _ = training_items(root, classes)
     except ValueError:
-        return None
-    tiles = []
+        return []
+    tiles: list[Image.Image] = []
     for path, crop in items[: 4 * n]:
+        if len(tiles) == n:
+            break
         try:
             with Image.open(path) as img:
                 img = img.convert("RGB").crop(crop(img))
@@ -119,8 +121,18 @@ def real_figure(detector: Any, data: str, classes: list[int] | None, side: int, 
         xy = detector.detect(img).xy
         shown = img.resize((side, side), Image.Resampling.BICUBIC)
         tiles.append(draw_keypoints(shown, xy, scale=side / img.width, radius=3.0))
-        if len(tiles) == n:
-            break
+    return tiles
+
+
+def real_figure(
+    detector: Any, roots: list[str], classes: list[int] | None, side: int, n: int = 16
+) -> Image.Image | None:
+    """The detector on ``n`` training images (their training crops): the first of each root, an equal share from
+    each, in order; None when none can be read."""
+    tiles = []
+    per_root = -(-n // max(len(roots), 1))
+    for root in roots:
+        tiles += real_tiles(detector, root, classes, side, min(per_root, n - len(tiles)))
     if not tiles:
         return None
     ncol = min(8, len(tiles))
@@ -235,7 +247,7 @@ def write_report(run_dir: Path, state: RunState, resolved: Resolved, progress: b
     parts: list[tuple[str, Callable[[], None]]] = [
         ("samples", lambda: save("samples.png", samples_figure(generator, detector, scale))),
         ("edits", lambda: save("edits.png", edits_figure(generator, scale))),
-        ("real", lambda: save("real.png", real_figure(detector, state.settings.data, resolved.classes, 128))),
+        ("real", lambda: save("real.png", real_figure(detector, state.settings.data_roots(), resolved.classes, 128))),
         ("plots", lambda: [(tmp / k).write_text(v) for k, v in plots(run_dir, chosen).items()]),
         ("speed", measure_speed),
     ]
@@ -282,7 +294,8 @@ def html(
     speed_rows = [[e, v["batch64_images_per_s"], v["single_ms"]] for e, v in speed.items() if isinstance(v, dict)]
     body = [
         "<h1>lkdetect learn report</h1>",
-        f"<p>Data: {escape(s.data)}; GAN preset {escape(s.preset)}, K = {m.n_keypoints}, {m.resolution} px. "
+        f"<p>Data: {escape('; '.join(s.data_roots()))}; GAN preset {escape(s.preset)}, K = {m.n_keypoints}, "
+        f"{m.resolution} px. "
         f"Result: <code>Detector.load({escape(repr(str(state.run_dir)))})</code>, ONNX model "
         f"<code>{escape(str(export.get('onnx', '')))}</code> (largest keypoint difference to PyTorch on 16 GAN images: "
         f"{export.get('max_diff_px', float('nan'))} px).</p>",

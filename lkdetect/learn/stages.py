@@ -62,8 +62,7 @@ class SnapshotTrainer(Trainer):
         diag = super().snapshot()
         total, res = self.cfg.train.iterations, self.cfg.model.resolution
         if self.rank == 0 and is_candidate(self.step, total):
-            info = {"step": self.step, "images_seen": self.images_seen, "wall_time_s": round(self.wall_time)}
-            save_generator(snapshot_path(self.run_dir, self.step), self.G_ema, info)
+            save_generator(snapshot_path(self.run_dir, self.step), self.G_ema, self.weights_info())
             records = read_stats(self.run_dir / "stats.jsonl")
             saved = [r for r in records if r.get("step", 0) <= self.saved_step]
             keep = {chosen_step(records, total, res, self.rule), chosen_step(saved, total, res, self.rule)}
@@ -106,13 +105,18 @@ def _fresh_or_resumed(stage_dir: Path) -> bool:
 
 
 def stage_gan(ctx: Context) -> tuple[dict[str, Any], str]:
+    from gan.data import data_record
+
     from .data import load_images
 
     cfg = ctx.resolved.gan
     gan_dir = ctx.run_dir / "gan"
     resume = _fresh_or_resumed(gan_dir)
-    images = load_images(ctx.settings.data, cfg.model.resolution, ctx.resolved.classes, ctx.progress)
-    trainer = SnapshotTrainer(cfg, images, gan_dir, resume=resume, device=ctx.device, rule=ctx.settings.snapshot)
+    roots = ctx.settings.data_roots()
+    images = load_images(roots, cfg.model.resolution, ctx.resolved.classes, ctx.progress)
+    trainer = SnapshotTrainer(
+        cfg, images, gan_dir, resume=resume, device=ctx.device, rule=ctx.settings.snapshot, data=data_record(roots)
+    )
     start = trainer.step
     trainer.fit(progress=ctx.progress)
     _check_finished("gan", trainer.step, cfg.train.iterations)

@@ -1,6 +1,7 @@
 """``lkdetect train-gan`` end to end, its errors, and the data-parallel run under torchrun (gloo, 2 CPU processes)."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -113,3 +114,47 @@ def test_train_gan_resume_keeps_saved_settings_then_overrides(image_dir, tmp_pat
     assert resolved["model"] == saved["model"]  # the tiny run's model, not cpu64's
     assert main([*base, "--resume", "--set", "model.tau=0.5", "--dry-run"]) == 2
     assert "model configuration" in capsys.readouterr().err
+
+
+def test_train_gan_on_two_folders_records_both(image_dir, tmp_path, caplog):
+    import torch
+
+    from gan.checkpoint import load_generator
+    from gan.release import release
+
+    rng = np.random.default_rng(1)
+    second = tmp_path / "more"
+    second.mkdir()
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(second / f"{i}.png")
+    out = tmp_path / "run"
+    args = ["train-gan", "--data", str(image_dir), "--data", str(second), "--preset", "tiny", "--out", str(out)]
+    with caplog.at_level(logging.INFO, logger="gan.data"):
+        assert main([*args, "--no-progress", "--iterations", "2"]) == 0
+    both = [str(image_dir.resolve()), str(second.resolve())]
+    assert f"11 training images from 2 data folders ({image_dir}: 8, {second}: 3)" in caplog.text
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["data"] == both
+    assert load_generator(out / "generator_ema.safetensors")[1]["data"] == both
+    w = release(out, "toy", "two folders", out=tmp_path / "weights", n_pairs=4)
+    assert load_generator(w)[1]["data"] == both
+    assert f"| data folders | `{both[0]}`; `{both[1]}` |" in (tmp_path / "weights" / "toy_gan.md").read_text()
+    # resuming on other data continues, with a warning, and records the data it now trains on
+    caplog.clear()
+    one = ["train-gan", "--data", str(image_dir), "--out", str(out), "--no-progress", "--iterations", "3", "--resume"]
+    assert main(one) == 0
+    assert f"was trained on {both}; it continues on {both[0]}" in caplog.text
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["data"] == both[0]  # one root: a string
+
+
+def test_train_gan_resumes_a_checkpoint_that_recorded_no_data(image_dir, tmp_path):
+    import torch
+
+    out = tmp_path / "run"
+    args = ["train-gan", "--data", str(image_dir), "--preset", "tiny", "--out", str(out), "--no-progress"]
+    assert main([*args, "--iterations", "2"]) == 0
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state.pop("data") == str(image_dir.resolve())
+    torch.save(state, out / "checkpoint.pt")  # as written before the data was recorded
+    assert main([*args, "--iterations", "3", "--resume"]) == 0
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 3 and state["data"] == str(image_dir.resolve())

@@ -1,8 +1,11 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from gan.data import DatasetError, cub_square_box, load_training_images
+from gan.data import DatasetError, cub_square_box, data_record, load_training_images, load_training_sets
 
 
 def test_folder_with_mixed_modes_and_a_corrupt_file(tmp_path):
@@ -51,3 +54,85 @@ def test_real_mtfl_loads(data_root):
     x = load_training_images(data_root / "mtfl80", 32)
     assert x.shape == (10000, 3, 32, 32)
     assert 40 < x.float().mean() < 200
+
+
+def solid_folder(folder: Path, colours: list[int], size: int = 20) -> Path:
+    """One PNG per grey level in ``colours`` (named 0.png, 1.png, ... so the folder's order is the list's)."""
+    folder.mkdir(parents=True)
+    for i, c in enumerate(colours):
+        Image.fromarray(np.full((size, size, 3), c, np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+def tiny_cub(root: Path, per_class: int = 4) -> Path:
+    """A CUB_200_2011 layout with classes 1 and 2 (grey 60 and 120), every other image in the training split; the
+    box is the whole image."""
+    cub = root / "CUB_200_2011"
+    lines: dict[str, list[str]] = {"images": [], "boxes": [], "split": [], "labels": []}
+    image_id = 0
+    for c, grey in ((1, 60), (2, 120)):
+        for j in range(per_class):
+            image_id += 1
+            rel = f"{c:03d}.Bird_{c}/{image_id}.jpg"
+            (cub / "images" / rel).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((24, 24, 3), grey, np.uint8)).save(cub / "images" / rel, quality=100)
+            lines["images"].append(f"{image_id} {rel}")
+            lines["boxes"].append(f"{image_id} 0 0 24 24")
+            lines["split"].append(f"{image_id} {1 - j % 2}")
+            lines["labels"].append(f"{image_id} {c}")
+    files = {"images": "images.txt", "boxes": "bounding_boxes.txt", "split": "train_test_split.txt"}
+    files["labels"] = "image_class_labels.txt"
+    for key, name in files.items():
+        (cub / name).write_text("\n".join(lines[key]) + "\n")
+    return root
+
+
+def greys(x: torch.Tensor) -> list[int]:
+    return [round(v) for v in x.float().mean(dim=(1, 2, 3)).tolist()]
+
+
+def test_two_folders_are_concatenated_in_the_order_given(tmp_path):
+    a = solid_folder(tmp_path / "a", [10, 20])
+    b = solid_folder(tmp_path / "b", [200, 210, 220])
+    ab, ba = load_training_sets([a, b], 16), load_training_sets([str(b), str(a)], 16)
+    assert ab.shape == (5, 3, 16, 16) and ab.dtype == torch.uint8
+    assert greys(ab) == [10, 20, 200, 210, 220] and greys(ba) == [200, 210, 220, 10, 20]
+    assert torch.equal(ab, torch.cat([load_training_images(a, 16), load_training_images(b, 16)]))
+    assert torch.equal(load_training_sets(a, 16), load_training_images(a, 16))  # one root: as before
+
+
+def test_classes_restrict_the_cub_roots_only(tmp_path):
+    cub = tiny_cub(tmp_path / "cub")
+    folder = solid_folder(tmp_path / "folder", [240, 250])
+    every = load_training_sets([cub, folder], 16)
+    assert greys(every) == [60, 60, 120, 120, 240, 250]  # the training split of both classes, then the folder
+    assert greys(load_training_sets([cub, folder], 16, classes=[2])) == [120, 120, 240, 250]
+    assert greys(load_training_sets([folder, cub], 16, classes=[1])) == [240, 250, 60, 60]
+
+
+def test_a_root_twice_or_inside_another_raises(tmp_path):
+    a = solid_folder(tmp_path / "a", [10])
+    (a / "sub").mkdir()
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(a / "sub" / "x.png")
+    with pytest.raises(DatasetError, match=r"a is given twice"):
+        load_training_sets([a, tmp_path / "a" / ".." / "a"], 16)
+    with pytest.raises(DatasetError, match=r"sub is inside .*a, also given"):
+        load_training_sets([a, a / "sub"], 16)
+    with pytest.raises(DatasetError, match="no data folder"):
+        load_training_sets([], 16)
+
+
+def test_a_missing_or_empty_second_root_is_named(tmp_path):
+    a = solid_folder(tmp_path / "a", [10])
+    with pytest.raises(DatasetError, match=r"data folder .*nope does not exist"):
+        load_training_sets([a, tmp_path / "nope"], 16)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match=r"no images found in image folder .*empty"):
+        load_training_sets([a, tmp_path / "empty"], 16)
+
+
+def test_data_record_is_a_string_for_one_root_and_a_list_for_several(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert data_record("a") == str(tmp_path / "a")
+    assert data_record(["a"]) == str(tmp_path / "a")
+    assert data_record(["b", tmp_path / "a"]) == [str(tmp_path / "b"), str(tmp_path / "a")]
