@@ -38,7 +38,9 @@ class ModelConfig:
     # from the parts alone (a learned constant in the background row), a small net draws the background from w_bg,
     # and the two are blended by the background map at the output resolution, so w_bg cannot draw the object.
     background: str = "shared"
-    bg_channels: tuple[int, ...] = (64, 32, 16, 8, 8)  # "composite": background net width per resolution, 4 px ..
+    # "composite": background net width per resolution from 4 px; it draws at 4 * 2^(len - 1) px, up-sampled
+    # (bilinear) to the output: fewer widths, a blurrier background that cannot draw the object's detail
+    bg_channels: tuple[int, ...] = (64, 32, 16, 8, 8)
     bg_min_resolution: int = 0  # "shared": w_bg enters only at resolutions >= this, a learned constant below; 0 = all
     d_channels: tuple[int, ...] = (8, 16, 32, 64, 128)  # discriminator width per resolution, input ..
 
@@ -251,8 +253,8 @@ def validate(cfg: GANConfig) -> None:
         )
     if m.background not in ("shared", "composite"):
         raise ValueError(f"model.background must be 'shared' or 'composite', got {m.background!r}")
-    if m.background == "composite" and len(m.bg_channels) != n_d:
-        raise ValueError(f"model.bg_channels needs {n_d} widths (4 px .. {r} px), got {m.bg_channels}")
+    if m.background == "composite" and not 1 <= len(m.bg_channels) <= n_d:
+        raise ValueError(f"model.bg_channels needs 1 to {n_d} widths (4 px .. at most {r} px), got {m.bg_channels}")
     if m.bg_min_resolution < 0:
         raise ValueError(f"model.bg_min_resolution must be >= 0, got {m.bg_min_resolution}")
     bad = [p for p in t.diffaug.split(",") if p.strip() and p.strip() not in ("color", "translation", "cutout")]

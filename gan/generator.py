@@ -246,11 +246,12 @@ class PositionalStart(nn.Module):
 
 class BackgroundNet(nn.Module):
     """The background of ``model.background="composite"``: w_bg (B, D) -> Linear -> 4 x 4 -> (2x nearest up-sampling,
-    conv3x3, LeakyReLU) per octave -> RGB (B, 3, R, R) in [-1, 1]. Small on purpose: it draws what the parts do not."""
+    conv3x3, LeakyReLU) per further width -> RGB at 4 * 2^(len(channels) - 1) px, bilinearly up-sampled to
+    ``resolution`` when smaller -> (B, 3, R, R) in [-1, 1]. Small on purpose: it draws what the parts do not."""
 
-    def __init__(self, embed_dim: int, channels: tuple[int, ...]):
+    def __init__(self, embed_dim: int, channels: tuple[int, ...], resolution: int):
         super().__init__()
-        self.c0 = channels[0]
+        self.c0, self.resolution = channels[0], resolution
         self.fc = nn.Linear(embed_dim, channels[0] * 16)
         self.convs = nn.ModuleList(
             nn.Conv2d(channels[i], channels[i + 1], 3, padding=1) for i in range(len(channels) - 1)
@@ -261,7 +262,10 @@ class BackgroundNet(nn.Module):
         x = F.leaky_relu(self.fc(w_bg).view(-1, self.c0, 4, 4), 0.2)
         for conv in self.convs:
             x = F.leaky_relu(conv(F.interpolate(x, scale_factor=2, mode="nearest")), 0.2)
-        return torch.tanh(self.to_rgb(x))
+        rgb = torch.tanh(self.to_rgb(x))
+        if rgb.shape[-1] < self.resolution:
+            rgb = F.interpolate(rgb, size=(self.resolution, self.resolution), mode="bilinear", align_corners=False)
+        return rgb
 
 
 class Generator(nn.Module):
@@ -292,7 +296,7 @@ class Generator(nn.Module):
         if cfg.background == "composite" or cfg.bg_min_resolution:
             self.bg_const = nn.Parameter(torch.zeros(d))  # the background row where w_bg may not enter
         if cfg.background == "composite":
-            self.bg_net = BackgroundNet(d, cfg.bg_channels)
+            self.bg_net = BackgroundNet(d, cfg.bg_channels, cfg.resolution)
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(m.weight, a=0.2)

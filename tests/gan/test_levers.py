@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import gan
 from gan.checkpoint import load_state, save_state
@@ -44,6 +45,24 @@ def test_composite_background_draws_only_through_the_background_map(masks):
         assert ((new_parts - x).abs() <= 2 * (1 - bg_map) + 1e-5).all() and (new_parts - x).abs().max() > 1e-3
     with pytest.raises(ValueError, match="bg_channels"):
         gan.get_config("tiny", {"model.background": "composite"})  # the default widths are for 64 px
+
+
+def test_composite_background_drawn_at_low_resolution_is_upsampled_and_smooth():
+    over = {"model.background": "composite", "model.bg_channels": (8, 8)}  # 4 -> 8 px, then up to 32 px
+    torch.manual_seed(0)
+    g = gan.Generator(gan.get_config("tiny", over).model).eval()
+    w = torch.randn(2, g.cfg.embed_dim)
+    with torch.no_grad():
+        bg = g.bg_net(w)
+        x, _ = g(*torch.randn(3, 2, g.cfg.z_dim))
+    assert bg.shape == (2, 3, 32, 32) and x.shape == (2, 3, 32, 32)
+    net = g.bg_net  # the same net by hand: an 8 px image, bilinearly up-sampled
+    with torch.no_grad():
+        h = F.leaky_relu(net.fc(w).view(2, 8, 4, 4), 0.2)
+        h = F.leaky_relu(net.convs[0](F.interpolate(h, scale_factor=2, mode="nearest")), 0.2)
+        low = torch.tanh(net.to_rgb(h))
+    assert low.shape == (2, 3, 8, 8)
+    assert torch.allclose(bg, F.interpolate(low, size=(32, 32), mode="bilinear", align_corners=False), atol=1e-6)
 
 
 def test_bg_min_resolution_keeps_the_background_embedding_out_of_low_resolutions():
