@@ -4,6 +4,8 @@ Noise -> K keypoints, K embeddings and a background embedding (:class:`Latents`)
 conditioning map at every resolution -> SPADE residual blocks -> RGB. The spatial layout enters only
 through the keypoints: the start tensor is a sin/cos code of every pixel's offset to every keypoint (the
 successor's positional start), never a learned constant canvas, so the image must follow the keypoints.
+With ``model.background="composite"`` the background embedding does not condition the SPADE blocks: a small
+:class:`BackgroundNet` draws the background, blended in by the background map (issue 20).
 """
 
 from __future__ import annotations
