@@ -9,9 +9,12 @@ below half the GAN's resolution (more than 2x upsampling) are skipped.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gan.data import Roots
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +39,7 @@ class DataSummary:
     min_side: int
 
 
-Data = str | Path | Sequence[str | Path]  # one training root, or several in order
-
-
-def scan_data(data: Data, resolution: int, classes: list[int] | None = None) -> list[DataSummary]:
+def scan_data(data: Roots, resolution: int, classes: list[int] | None = None) -> list[DataSummary]:
     """Check the training folders from their image headers: one summary per root, in order.
 
     Raises:
@@ -111,7 +111,7 @@ def describe_all(summaries: list[DataSummary]) -> list[str]:
     return lines
 
 
-def load_images(data: Data, resolution: int, classes: list[int] | None = None, progress: bool = True):
+def load_images(data: Roots, resolution: int, classes: list[int] | None = None, progress: bool = True):
     """The usable images (N, 3, R, R) uint8 of every root in order (:func:`gan.data.load_training_sets` with the
     size floor).
 

@@ -37,7 +37,8 @@ def _quiet() -> Iterator[None]:
             lg.setLevel(level)
 
 
-def _timed(fn: Callable[[], object]) -> float:
+def timed(fn: Callable[[], object]) -> float:
+    """Seconds of one call of ``fn``."""
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
@@ -47,7 +48,7 @@ def _mean_step(step: Callable[[], object], budget: float, max_steps: int = 20) -
     """Mean seconds of ``step()`` over at least one call, until ``budget`` seconds or ``max_steps`` calls."""
     times: list[float] = []
     while not times or (sum(times) < budget and len(times) < max_steps):
-        times.append(_timed(step))
+        times.append(timed(step))
     return sum(times) / len(times)
 
 
@@ -66,10 +67,10 @@ def gan_seconds(r: Resolved, tmp: Path, device: str, budget: float) -> tuple[dic
     per_it = plain
     if t.gp_weight > 0:
         trainer.step = t.gp_every  # a step with the lazy gradient penalty
-        gp = _timed(trainer.next_step)
+        gp = timed(trainer.next_step)
         per_it = ((t.gp_every - 1) * plain + gp) / t.gp_every
-    snapshot = _timed(trainer.snapshot)
-    checkpoint = _timed(trainer.save)
+    snapshot = timed(trainer.snapshot)
+    checkpoint = timed(trainer.save)
     return {"per_it": per_it, "snapshot": snapshot, "checkpoint": checkpoint}, tmp / "gan" / "generator_ema.safetensors"
 
 
@@ -85,11 +86,11 @@ def detector_seconds(r: Resolved, gan_path: Path, tmp: Path, device: str, budget
     trainer = DetectorTrainer(small, gan_path, tmp / "detector", device=device)
     trainer.next_step()  # draws its small shard
     per_it = _mean_step(trainer.next_step, budget)
-    checkpoint = _timed(trainer.save)
+    checkpoint = timed(trainer.save)
     pairs = GanPairs(gan_path, r.detector.network.input_size or None, t.gan_batch)
     n = min(t.gan_batch, 128)
     pairs.get(t.seed, 0, 4)  # warm-up
-    per_pair = _timed(lambda: pairs.get(t.seed, 0, n)) / n
+    per_pair = timed(lambda: pairs.get(t.seed, 0, n)) / n
     return {"per_it": per_it, "checkpoint": checkpoint, "per_pair": per_pair}
 
 
@@ -104,7 +105,7 @@ def load_seconds(roots: list[str], summaries: list[DataSummary], resolution: int
         seconds = 0.0
         for path, crop in sample:
             try:
-                seconds += _timed(lambda p=path, c=crop: load_image(p, resolution, c))
+                seconds += timed(lambda p=path, c=crop: load_image(p, resolution, c))
             except (OSError, ValueError):
                 pass
         total += seconds / max(len(sample), 1) * summary.files

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import statistics
-import time
 from collections.abc import Callable
 from html import escape
 from pathlib import Path
@@ -25,6 +24,7 @@ from gan.sampling import sample
 from gan.stats import read_stats
 from gan.viz import draw_keypoints, sample_grid, to_pil
 
+from .estimate import timed
 from .plan import DETECTOR_WEIGHTS, GAN_WEIGHTS, ONNX_MODEL, Resolved, duration
 from .select import snapshot_rows
 from .state import RunState
@@ -199,13 +199,9 @@ def plots(run_dir: Path, chosen_step: int | None) -> dict[str, str]:
 
 
 def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    """Median seconds of ``fn`` over ``repeats`` calls after one warm-up call."""
     fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return statistics.median(timed(fn) for _ in range(repeats))
 
 
 def detector_speed(detector: Any, repeats: int = 5) -> dict[str, float]:
