@@ -125,7 +125,8 @@ class InstanceNormNHWC(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, eps: float) -> torch.Tensor:  # noqa: ANN001
         b, c, h, w = x.shape
-        if h * w <= 256:  # group norm's channels-last kernel is slow on small maps with many channels
+        # group norm's channels-last kernel is slow on small maps with many channels, and CUDA's needs NCHW input
+        if h * w <= 256 or x.device.type != "cpu":
             xc = x - x.mean(dim=(2, 3), keepdim=True)
             rstd = (xc.square().mean(dim=(2, 3), keepdim=True) + eps).rsqrt()
             xn = xc.mul_(rstd)

@@ -51,3 +51,18 @@ def test_detector_on_cuda_matches_cpu():
     for a, b in zip(cpu, gpu):
         assert abs(a.xy - b.xy).max() < 0.05 and abs(a.scores - b.scores).max() < 1e-2
     assert abs(gpu_det.detect(frames[0]).xy - cpu[0].xy).max() < 0.05
+
+
+def test_detector_pairs_render_on_cuda(tmp_path):
+    """train-detector --device cuda renders its GAN pairs on the GPU; they come back as the CPU's pairs."""
+    from lkdetect.training.pairs import GanPairs
+
+    cfg = get_config("tiny", {"train.checkpoint_every": 2, "train.sample_every": 100})
+    Trainer(cfg, images(), tmp_path, device="cpu").fit(2, progress=False)
+    path = tmp_path / "generator_ema.safetensors"
+    cpu_images, cpu_kps = GanPairs(path).get(5, 0, 8)
+    gpu = GanPairs(path, device="cuda")
+    assert next(gpu.generator.parameters()).is_cuda
+    gpu_images, gpu_kps = gpu.get(5, 0, 8)
+    assert abs(gpu_kps - cpu_kps).max() < 1e-2
+    assert abs(gpu_images.astype(int) - cpu_images.astype(int)).max() <= 6

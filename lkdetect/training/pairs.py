@@ -22,12 +22,16 @@ class GanPairs:
         gan_path: weights written by ``lkdetect train-gan`` (``generator_ema.safetensors``).
         size: detector input side S; images are resized from the GAN's R and keypoints mapped exactly.
         batch_size: GAN rendering batch.
+        device: where the GAN renders ("cpu" or a CUDA device: the detector trainer's); pairs come back on the CPU.
     """
 
-    def __init__(self, gan_path: str | Path, size: int | None = None, batch_size: int = 128):
+    def __init__(
+        self, gan_path: str | Path, size: int | None = None, batch_size: int = 128, device: str | torch.device = "cpu"
+    ):
         check_file(gan_path, "GAN weights")
         self.path = Path(gan_path)
         self.generator, self.info = load_gan(self.path)
+        self.generator.to(device)
         self.sha256 = file_sha256(self.path)
         self.resolution = self.generator.resolution
         self.num_keypoints = self.generator.n_keypoints
@@ -46,4 +50,4 @@ class GanPairs:
             )
             kps = (kps + 0.5) * (self.size / self.resolution) - 0.5
         u8 = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-        return u8.numpy(), kps.numpy()
+        return u8.cpu().numpy(), kps.cpu().numpy()

@@ -108,7 +108,7 @@ class DetectorTrainer:
         self.run_dir = Path(run_dir)
         self.device = resolve_device(device)
         t = cfg.train
-        self.pairs = GanPairs(gan_path, cfg.network.input_size or None, t.gan_batch)
+        self.pairs = GanPairs(gan_path, cfg.network.input_size or None, t.gan_batch, self.device)
         torch.manual_seed(t.seed)
         self.network = KeypointNet(**network_kwargs(cfg, self.pairs.num_keypoints, self.pairs.size)).to(self.device)
         self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=t.lr, weight_decay=t.weight_decay)
