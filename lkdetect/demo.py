@@ -49,13 +49,22 @@ def load_detector(weights: str | Path | None = None, domain: str = "faces") -> D
         logger.warning("no keypoint detector weights found (%s): the demo shows latent keypoints only", e)
         return None
 
+    from .weights import gan_keypoint_indices
+
+    kept = gan_keypoint_indices(det.metadata)
+
     def detect(images: torch.Tensor) -> torch.Tensor:
         import torch
 
         arrays = [
             np.ascontiguousarray((im.permute(1, 2, 0).clamp(0, 1) * 255 + 0.5).byte().cpu().numpy()) for im in images
         ]
-        return torch.as_tensor(np.asarray(det.detect_batch(arrays).xy), dtype=torch.float32)
+        xy = np.asarray(det.detect_batch(arrays).xy, dtype=np.float32)
+        # a detector of a subset of the GAN's keypoints: each detection at its GAN keypoint's index (colour), NaN rows
+        # for the others (not drawn)
+        full = np.full((len(xy), max(kept) + 1, 2), np.nan, dtype=np.float32)
+        full[:, kept] = xy
+        return torch.as_tensor(full)
 
     return detect
 
@@ -85,6 +94,8 @@ def _tile(
             continue
         pal = palette(len(colors) if colors is not None else len(pts))
         for i, (x, y) in enumerate(np.asarray(pts, dtype=float)):
+            if not (np.isfinite(x) and np.isfinite(y)):  # a keypoint the detector does not output
+                continue
             col = pal[colors[i] if colors is not None and i < len(colors) else i % len(pal)]
             cx, cy = at(x, y)
             if cross:

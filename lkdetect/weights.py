@@ -236,3 +236,11 @@ def load_weights(path: str | Path, num_keypoints: int | None = None) -> tuple[An
     net.load_state_dict(tensors, strict=True)
     meta = {**meta, "sha256": file_sha256(path), "path": str(path)}
     return net.eval().requires_grad_(False), meta
+
+
+def gan_keypoint_indices(metadata: dict[str, Any]) -> list[int]:
+    """Which of its GAN's keypoints a detector outputs, in order: all K, or the subset that ``lkdetect
+    keep-keypoints`` kept (``training.keypoint_subset.kept``)."""
+    kept = ((metadata.get("training") or {}).get("keypoint_subset") or {}).get("kept")
+    return list(kept) if kept is not None else list(range(int(metadata["num_keypoints"])))
+

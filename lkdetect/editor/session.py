@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import os
 import random
 import time
@@ -381,7 +382,11 @@ class Session:
         other = self.sample(*self.other)
         det = None
         if detect and self.detect is not None:
-            det = [[round(float(v), 3) for v in p] for p in self.detect(img[None])[0]]
+            # null for a GAN keypoint that a subset detector (lkdetect keep-keypoints) does not output
+            det = [
+                [round(float(v), 3) for v in p] if all(math.isfinite(float(v)) for v in p) else None
+                for p in self.detect(img[None])[0]
+            ]
         return {
             "edit": edit_document(state, self.gan),
             "preview": preview is not None,

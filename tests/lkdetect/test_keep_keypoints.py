@@ -58,3 +58,33 @@ def test_parse_and_cli(tmp_path, capsys):
     assert main(["keep-keypoints", "faces", "--keep", "0,99", "--out", str(out)]) == 2
     src = resolve_weights("faces")
     assert main(["keep-keypoints", str(src), "--keep", "0", "--out", str(src)]) == 2
+
+
+def test_demo_and_editor_place_a_subset_detectors_keypoints_at_their_gan_indices(tmp_path):
+    """The demo colours each detection as its GAN keypoint; the keypoints a subset detector lacks are NaN rows,
+    which the editor sends as null (valid JSON)."""
+    import json
+
+    import torch
+
+    from lkdetect.demo import load_detector
+
+    keep = [7, 2]
+    out = tmp_path / "subset.safetensors"
+    keep_keypoints("faces", keep, out)
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    full, sub = load_detector(None, "faces")(images), load_detector(out)(images)
+    assert sub.shape == (2, 8, 2)
+    torch.testing.assert_close(sub[:, keep], full[:, keep], atol=1e-4, rtol=0)
+    missing = [i for i in range(8) if i not in keep]
+    assert torch.isnan(sub[:, missing]).all()
+
+    from gan.checkpoint import load_generator
+    from lkdetect.editor.session import Session, gan_identity
+    from lkdetect.models import shipped_gan_path
+
+    gan_path = shipped_gan_path("faces")
+    generator, _ = load_generator(gan_path)
+    view = Session(generator, gan_identity(gan_path, "faces"), load_detector(out)).view(detect=True)
+    dets = json.loads(json.dumps(view, allow_nan=False))["detections"]
+    assert [i for i, p in enumerate(dets) if p is not None] == sorted(keep) and len(dets) == 8

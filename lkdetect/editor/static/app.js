@@ -183,7 +183,9 @@ function drawDetections(v, pal) {
   const box = $("dets");
   box.replaceChildren();
   if (!detectFlag() || !v.detections) return;
-  v.detections.forEach(([x, y], i) => {
+  v.detections.forEach((p, i) => {
+    if (p === null) return; // a keypoint of the GAN that this detector does not output
+    const [x, y] = p;
     const d = document.createElement("div");
     d.className = "det";
     d.style.setProperty("--c", pal[i % pal.length]);
