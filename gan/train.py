@@ -19,7 +19,9 @@ import contextlib
 import copy
 import json
 import logging
+import math
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -256,13 +258,18 @@ class Trainer:
             b_ema.copy_(b)
 
     # ------------------------------------------------------------------------------------------ the loop
-    def fit(self, iterations: int | None = None, progress: bool = True) -> None:
-        """Train until ``iterations`` (default ``cfg.train.iterations``) steps are done in total.
+    def fit(self, iterations: int | None = None, progress: bool = True, minutes: float | None = None) -> None:
+        """Train until ``iterations`` (default ``cfg.train.iterations``) steps are done in total, or for ``minutes``
+        of wall time (for a lent machine; checkpointed like a stop).
 
         Checkpoints atomically every ``checkpoint_every`` steps or ``checkpoint_minutes``, on SIGTERM/SIGINT and
         at the end, so a kill loses at most the steps since the last checkpoint (:func:`gan.loop.fit_loop`).
         """
         t = self.cfg.train
+        if minutes is not None and not minutes > 0:
+            raise ValueError(f"minutes must be > 0, got {minutes}")
+        if minutes and self.world > 1:  # ranks would stop at different steps and wait on each other for ever
+            raise ValueError("a time limit (minutes) needs one process; give iterations instead")
         total = iterations if iterations is not None else t.iterations
         schedule = Schedule(
             total=total,
@@ -271,6 +278,7 @@ class Trainer:
             eval_every=t.sample_every,
             checkpoint_every=t.checkpoint_every,
             checkpoint_minutes=t.checkpoint_minutes,
+            deadline=time.time() + 60 * minutes if minutes else math.inf,
         )
         fit_loop(self, schedule, "train-gan", progress and self.rank == 0)
 

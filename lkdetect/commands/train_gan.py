@@ -28,6 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--iterations", type=int, default=None, help="stop after this many iterations in total")
+    p.add_argument(
+        "--minutes", type=float, default=None, help="stop (checkpointed) after this many minutes of training"
+    )
     p.add_argument("--classes", default=None, help="CUB roots only: comma-separated class ids to train on")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--dry-run", action="store_true", help="print the resolved configuration and exit")
@@ -66,5 +69,5 @@ def run(args: argparse.Namespace) -> int:
     trainer = Trainer(cfg, images, args.out, resume=args.resume, device=args.device, data=data_record(args.data))
     if args.resume and trainer.rank == 0:
         saved_cfg.write_text(json.dumps(cfg.to_dict(), indent=2))  # the settings the run now continues with
-    trainer.fit(args.iterations, progress=not args.no_progress)
+    trainer.fit(args.iterations, progress=not args.no_progress, minutes=args.minutes)
     return 0

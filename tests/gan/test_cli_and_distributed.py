@@ -158,3 +158,29 @@ def test_train_gan_resumes_a_checkpoint_that_recorded_no_data(image_dir, tmp_pat
     assert main([*args, "--iterations", "3", "--resume"]) == 0
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert state["step"] == 3 and state["data"] == str(image_dir.resolve())
+
+
+def test_train_gan_minutes_stops_by_time_with_a_checkpoint(image_dir, tmp_path, monkeypatch):
+    """--minutes (for a lent machine): the run stops at the deadline, checkpointed, long before its iterations."""
+    import gan.loop
+    import gan.train
+
+    clock = {"t": 1000.0}
+
+    def fake_time():
+        clock["t"] += 1.0  # every clock read is one second later
+        return clock["t"]
+
+    monkeypatch.setattr(gan.loop.time, "time", fake_time)
+    monkeypatch.setattr(gan.train.time, "time", fake_time)
+    out = tmp_path / "run"
+    args = ["train-gan", "--data", str(image_dir), "--preset", "tiny", "--out", str(out), "--no-progress"]
+    assert main(args + ["--iterations", "100000", "--minutes", "0.5"]) == 0
+    state = json.loads((out / "config.json").read_text())
+    assert state["train"]["iterations"] == 20  # the tiny preset's: --minutes changes no setting
+    steps = [json.loads(x)["step"] for x in (out / "stats.jsonl").read_text().splitlines()]
+    assert 0 < max(steps) < 30  # 30 s of a clock that ticks at least once a step
+    from gan.checkpoint import load_generator
+
+    assert load_generator(out / "generator_ema.safetensors")[1]["step"] == max(steps)
+    assert main(args + ["--resume", "--minutes", "0"]) == 2  # not > 0: a usage error
