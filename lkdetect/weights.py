@@ -243,4 +243,3 @@ def gan_keypoint_indices(metadata: dict[str, Any]) -> list[int]:
     keep-keypoints`` kept (``training.keypoint_subset.kept``)."""
     kept = ((metadata.get("training") or {}).get("keypoint_subset") or {}).get("kept")
     return list(kept) if kept is not None else list(range(int(metadata["num_keypoints"])))
-
