@@ -32,6 +32,9 @@ from .session import HistoryError, Session
 logger = logging.getLogger(__name__)
 
 MAX_BODY = 1 << 20  # bytes of a request body
+# a body over MAX_BODY but at most this long is read and dropped before the 413 answer, so that a client still sending
+# it reads the answer instead of a broken pipe; a longer one gets the answer and the connection closed unread
+DRAIN_BODY = 16 << 20
 STATIC = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript", "style.css": "text/css"}
 CSP = "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
@@ -228,6 +231,9 @@ class Handler(BaseHTTPRequestHandler):
             raise RequestError(HTTPStatus.BAD_REQUEST, f"bad Content-Length {length!r}") from None
         if n > MAX_BODY or n < 0:
             self.close_connection = True
+            if n <= DRAIN_BODY:
+                while n > 0 and (chunk := self.rfile.read(min(n, 1 << 16))):
+                    n -= len(chunk)
             raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"request body over {MAX_BODY} bytes")
         data = self.rfile.read(n)
         return parse_json(data) if data.strip() else None
