@@ -114,6 +114,19 @@ def fit_loop(trainer: Trainee, schedule: Schedule, desc: str, progress: bool = T
             bar.close()
 
 
+def deadline_after(minutes: float | None) -> float:
+    """The ``Schedule.deadline`` of a time limit: ``time.time()`` plus ``minutes``, or no deadline for None.
+
+    Raises:
+        ValueError: ``minutes`` given but not > 0 (0 would otherwise read as "no limit").
+    """
+    if minutes is None:
+        return math.inf
+    if not minutes > 0:
+        raise ValueError(f"minutes must be > 0, got {minutes}")
+    return time.time() + 60 * minutes
+
+
 def install_stop_handlers(stop: Callable[[], None]) -> dict:
     """Route SIGTERM/SIGINT to ``stop()`` (a graceful stop after the current step); returns the old handlers
     (restore them with ``signal.signal``). Does nothing outside the main thread."""

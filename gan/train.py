@@ -19,9 +19,7 @@ import contextlib
 import copy
 import json
 import logging
-import math
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +32,7 @@ from .diagnostics import keypoint_report
 from .diffaug import diff_augment, parse_policy
 from .discriminator import Discriminator
 from .generator import Generator
-from .loop import Schedule, fit_loop
+from .loop import Schedule, deadline_after, fit_loop
 from .losses import d_logistic_loss, g_nonsaturating_loss, gradient_penalty
 from .malloc import retain_freed_memory
 from .metrics import gan_metrics, rounded
@@ -266,9 +264,7 @@ class Trainer:
         at the end, so a kill loses at most the steps since the last checkpoint (:func:`gan.loop.fit_loop`).
         """
         t = self.cfg.train
-        if minutes is not None and not minutes > 0:
-            raise ValueError(f"minutes must be > 0, got {minutes}")
-        if minutes and self.world > 1:  # ranks would stop at different steps and wait on each other for ever
+        if minutes is not None and self.world > 1:  # ranks would stop at different steps and wait on each other
             raise ValueError("a time limit (minutes) needs one process; give iterations instead")
         total = iterations if iterations is not None else t.iterations
         schedule = Schedule(
@@ -278,7 +274,7 @@ class Trainer:
             eval_every=t.sample_every,
             checkpoint_every=t.checkpoint_every,
             checkpoint_minutes=t.checkpoint_minutes,
-            deadline=time.time() + 60 * minutes if minutes else math.inf,
+            deadline=deadline_after(minutes),
         )
         fit_loop(self, schedule, "train-gan", progress and self.rank == 0)
 

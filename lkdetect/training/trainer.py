@@ -234,7 +234,7 @@ class DetectorTrainer:
         Checkpoints atomically every ``checkpoint_every`` steps or ``checkpoint_minutes``, on SIGTERM/SIGINT and
         at the end; the release weights are rewritten with every checkpoint (:func:`gan.loop.fit_loop`).
         """
-        from gan.loop import Schedule, fit_loop
+        from gan.loop import Schedule, deadline_after, fit_loop
 
         t = self.cfg.train
         schedule = Schedule(
@@ -244,7 +244,7 @@ class DetectorTrainer:
             eval_every=t.eval_every,
             checkpoint_every=t.checkpoint_every,
             checkpoint_minutes=t.checkpoint_minutes,
-            deadline=time.time() + 60 * minutes if minutes else math.inf,
+            deadline=deadline_after(minutes),
         )
         fit_loop(self, schedule, "train-detector", progress)
 

@@ -163,7 +163,6 @@ def test_train_gan_resumes_a_checkpoint_that_recorded_no_data(image_dir, tmp_pat
 def test_train_gan_minutes_stops_by_time_with_a_checkpoint(image_dir, tmp_path, monkeypatch):
     """--minutes (for a lent machine): the run stops at the deadline, checkpointed, long before its iterations."""
     import gan.loop
-    import gan.train
 
     clock = {"t": 1000.0}
 
@@ -172,7 +171,6 @@ def test_train_gan_minutes_stops_by_time_with_a_checkpoint(image_dir, tmp_path, 
         return clock["t"]
 
     monkeypatch.setattr(gan.loop.time, "time", fake_time)
-    monkeypatch.setattr(gan.train.time, "time", fake_time)
     out = tmp_path / "run"
     args = ["train-gan", "--data", str(image_dir), "--preset", "tiny", "--out", str(out), "--no-progress"]
     assert main(args + ["--iterations", "100000", "--minutes", "0.5"]) == 0
@@ -184,3 +182,18 @@ def test_train_gan_minutes_stops_by_time_with_a_checkpoint(image_dir, tmp_path, 
 
     assert load_generator(out / "generator_ema.safetensors")[1]["step"] == max(steps)
     assert main(args + ["--resume", "--minutes", "0"]) == 2  # not > 0: a usage error
+
+
+def test_deadline_after_refuses_a_limit_that_is_no_limit():
+    """One time-limit rule for train-gan and train-detector --minutes: None is no deadline, 0 or less an error."""
+    import math
+    import time
+
+    from gan.loop import deadline_after
+
+    assert deadline_after(None) == math.inf
+    assert 59 < deadline_after(1) - time.time() <= 60
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="minutes must be > 0"):
+            deadline_after(bad)
+
