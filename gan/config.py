@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,7 +116,10 @@ def build_section(klass: type, values: dict[str, Any], section: str = "") -> Any
 
 
 def _has_type(value: Any, hint: Any) -> bool:
-    """Whether ``value`` fits a field type of these configs: bool, int, float (an int is fine), str, tuples."""
+    """Whether ``value`` fits a field type of these configs: bool, int, float (an int is fine), str, tuples, and
+    unions of those."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_has_type(value, a) for a in typing.get_args(hint))
     if typing.get_origin(hint) is tuple:
         args = typing.get_args(hint)
         if not isinstance(value, tuple):

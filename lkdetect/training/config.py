@@ -3,7 +3,8 @@
 Presets: ``tiny`` (tests: seconds on a CPU, for the 32 px tiny GAN), ``cpu`` (the shipped 64 px detector on a
 2-core CPU, the default) and ``gpu`` (a wider backbone, 64k fresh pairs per shard as in the successor GANSeg).
 Overrides use dotted keys (``train.lr=1e-3``, ``network.backbone=resnet18``); unknown keys raise. Self-training on
-real images: ``train.init=W train.real_data=ROOT`` (see :mod:`lkdetect.training.pseudo_labels`).
+real images: ``train.init=W train.real_data=ROOT``, or several roots ``train.real_data="['A', 'B']"`` (see
+:mod:`lkdetect.training.pseudo_labels`).
 """
 
 from __future__ import annotations
@@ -86,7 +87,9 @@ class TrainConfig:
     keypoint_names: tuple[str, ...] = ()  # K names for the metadata; () = kp0 .. kp{K-1}
     # Fine-tuning and self-training on unlabelled real images (lkdetect.training.pseudo_labels); all off by default.
     init: str = ""  # detector weights to start from instead of random initialisation
-    real_data: str = ""  # MTFL / CUB root or image folder: real images (never their labels) for self-training
+    # MTFL / CUB root or image folder, or several as a list ("['A', 'B']" in --set): real images (never their
+    # labels) for self-training
+    real_data: str | tuple[str, ...] = ""
     real_fraction: float = 0.5  # share of each batch taken from the pseudo-labelled real images
     teacher: str = ""  # weights that label the real images; "" = train.init
     teacher_tta: bool = True  # the teacher averages mirrored x zoomed views (needs flip_permutation)
@@ -177,6 +180,8 @@ def validate(cfg: DetectorConfig) -> None:
         raise ValueError(f"train.amp must be 'auto', 'bf16' or 'off', got {t.amp!r}")
     if t.coord_weight < 0 or t.heatmap_weight < 0 or t.coord_weight + t.heatmap_weight == 0:
         raise ValueError("train.coord_weight and train.heatmap_weight must be >= 0, not both 0")
+    if isinstance(t.real_data, tuple) and not all(t.real_data):
+        raise ValueError(f"train.real_data lists an empty folder name: {list(t.real_data)}")
     if t.real_data:
         if not (t.teacher or t.init):
             raise ValueError(

@@ -14,6 +14,7 @@ Training path only (imports ``gan``); used by :class:`lkdetect.training.trainer.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,15 +46,16 @@ class PseudoLabels:
     teacher_sha256: str
 
 
-def real_images(root: str | Path, size: int) -> np.ndarray:
-    """The training images under ``root`` (MTFL or CUB root, or any image folder) as (N, size, size, 3) uint8.
+def real_images(root: str | Path | Sequence[str | Path], size: int) -> np.ndarray:
+    """The training images under ``root`` (MTFL or CUB root, or any image folder; or several of those, in order)
+    as (N, size, size, 3) uint8.
 
     Raises:
-        gan.data.DatasetError: ``root`` is missing or holds no readable image.
+        gan.data.DatasetError: a root is missing or holds no readable image, or is given twice.
     """
-    from gan.data import load_training_images
+    from gan.data import load_training_sets
 
-    return load_training_images(root, size).permute(0, 2, 3, 1).contiguous().numpy()
+    return load_training_sets(root, size).permute(0, 2, 3, 1).contiguous().numpy()
 
 
 def teacher_keypoints(
@@ -82,7 +84,7 @@ def teacher_keypoints(
 
 def load_or_make(
     run_dir: Path,
-    root: str | Path,
+    root: str | Path | Sequence[str | Path],
     size: int,
     teacher: str | Path,
     num_keypoints: int,

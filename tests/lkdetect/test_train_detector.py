@@ -237,6 +237,30 @@ def test_self_training_teacher_can_refine(gan_file, teacher_and_real, tmp_path):
         get_config("tiny", {**over, "train.teacher_refine": -1.0})
 
 
+def test_self_training_on_several_real_folders(gan_file, teacher_and_real, tmp_path):
+    teacher, real = teacher_and_real
+    other = tmp_path / "more"
+    other.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((36, 36, 3), 40 * i, np.uint8)).save(other / f"{i}.png")
+    # a list given on the command line (--set train.real_data="['A', 'B']") arrives as a Python literal
+    over = parse_overrides([f"train.real_data={[str(real), str(other)]!r}", f"train.init={teacher}"])
+    cfg = get_config("tiny", over)
+    assert cfg.train.real_data == (str(real), str(other))
+    trainer = DetectorTrainer(cfg, gan_file, tmp_path / "s")
+    np.testing.assert_array_equal(trainer.real.images, np.concatenate([real_images(real, 32), real_images(other, 32)]))
+    trainer.fit(1, progress=False)
+    meta = Detector.load(tmp_path / "s" / "detector.safetensors").metadata["training"]
+    assert meta["real_images"] == 13 and meta["real_data"] == [str(real), str(other)]
+    twice = get_config("tiny", {**over, "train.real_data": (str(real), str(real))})
+    with pytest.raises(ValueError, match="twice"):
+        DetectorTrainer(twice, gan_file, tmp_path / "t")
+    with pytest.raises(ValueError, match="empty folder name"):
+        get_config("tiny", {**over, "train.real_data": (str(real), "")})
+    with pytest.raises(TypeError, match="train.real_data"):
+        get_config("tiny", {**over, "train.real_data": 3})
+
+
 def test_self_training_bad_settings(gan_file, teacher_and_real, tmp_path):
     teacher, real = teacher_and_real
     with pytest.raises(ValueError, match="teacher"):
