@@ -237,6 +237,29 @@ def test_self_training_teacher_can_refine(gan_file, teacher_and_real, tmp_path):
         get_config("tiny", {**over, "train.teacher_refine": -1.0})
 
 
+def test_distillation_a_teacher_of_another_network_labels_the_real_images(gan_file, teacher_and_real, tmp_path):
+    """train.teacher other than train.init (how the shipped `faces` learns from `faces_large`): the student keeps
+    its own network and starts from its init weights, the labels are the other network's detections."""
+    student_init, real = teacher_and_real
+    wide = get_config("tiny", {"network.head_channels": 32, "network.head_depth": 2})
+    DetectorTrainer(wide, gan_file, tmp_path / "wide").fit(2, progress=False)
+    teacher = tmp_path / "wide" / "detector.safetensors"
+    over = {"train.init": str(student_init), "train.teacher": str(teacher), "train.real_data": str(real)}
+    trainer = DetectorTrainer(get_config("tiny", {**over, "train.real_fraction": 0.75}), gan_file, tmp_path / "s")
+    init_net, _ = load_weights(student_init)
+    for k, v in init_net.state_dict().items():
+        assert torch.equal(v, trainer.network.state_dict()[k]), k
+    images = real_images(real, 32)
+    np.testing.assert_allclose(
+        trainer.real.keypoints, Detector.load(teacher, tta=True).detect_batch(images).xy, atol=1e-4
+    )
+    assert not np.allclose(trainer.real.keypoints, Detector.load(student_init, tta=True).detect_batch(images).xy)
+    assert trainer.n_real == 6  # 0.75 of a batch of 8
+    trainer.fit(1, progress=False)
+    meta = Detector.load(tmp_path / "s" / "detector.safetensors").metadata["training"]
+    assert meta["teacher_sha256"] == file_sha256(teacher) and meta["init_sha256"] == file_sha256(student_init)
+
+
 def test_self_training_on_several_real_folders(gan_file, teacher_and_real, tmp_path):
     teacher, real = teacher_and_real
     other = tmp_path / "more"
