@@ -16,6 +16,8 @@ from pathlib import Path
 from .errors import check_file
 
 DEFAULT_NAME = "faces"
+# names of earlier releases -> the shipped name that now holds that detector (used only when no file has the old name)
+ALIASES = {"faces_large": "faces"}
 SUFFIX = "_detector.safetensors"
 GAN_SUFFIX = "_gan.safetensors"
 RUN_WEIGHTS = "detector.safetensors"  # the detector of a run directory (lkdetect learn, train-detector)
@@ -32,8 +34,9 @@ def weights_dirs() -> list[Path]:
 
 
 def resolve_weights(name_or_path: str | Path | None = None) -> Path:
-    """Map ``None`` (the face detector), a name (``"faces"``, ``"birds"``), a path to a weights file, or a run
-    directory holding ``detector.safetensors`` (of ``lkdetect learn`` or ``lkdetect train-detector``) to a file.
+    """Map ``None`` (the face detector), a name (``"faces"``, ``"faces_small"``, ``"birds"``; an old name in
+    :data:`ALIASES`), a path to a weights file, or a run directory holding ``detector.safetensors`` (of ``lkdetect
+    learn`` or ``lkdetect train-detector``) to a file.
 
     Raises:
         FileNotFoundError: a path that does not exist, or a name with no file in :func:`weights_dirs`.
@@ -46,6 +49,8 @@ def resolve_weights(name_or_path: str | Path | None = None) -> Path:
         for c in candidates:
             if c.is_file():
                 return c
+        if name_or_path in ALIASES:
+            return resolve_weights(ALIASES[name_or_path])
         available = sorted({p.name[: -len(SUFFIX)] for d in weights_dirs() if d.is_dir() for p in d.glob(f"*{SUFFIX}")})
         raise FileNotFoundError(
             f"no shipped detector {name_or_path!r}: looked for {[str(c) for c in candidates]}; available names: "

@@ -10,7 +10,7 @@ from lkdetect import Detector
 from lkdetect.models import shipped_gan_path
 
 # shipped detector -> (the domain of its GAN, its K); every file is committed, so a missing one is a failure, not a skip
-DETECTORS = {"faces": ("faces", 10), "birds": ("birds", 4), "faces_large": ("faces", 10)}
+DETECTORS = {"faces": ("faces", 10), "birds": ("birds", 4), "faces_small": ("faces", 10)}
 
 
 @pytest.mark.parametrize("name", sorted(DETECTORS))

@@ -238,7 +238,7 @@ def test_self_training_teacher_can_refine(gan_file, teacher_and_real, tmp_path):
 
 
 def test_distillation_a_teacher_of_another_network_labels_the_real_images(gan_file, teacher_and_real, tmp_path):
-    """train.teacher other than train.init (how the shipped `faces` learns from `faces_large`): the student keeps
+    """train.teacher other than train.init (how the shipped `faces_small` learns from `faces`): the student keeps
     its own network and starts from its init weights, the labels are the other network's detections."""
     student_init, real = teacher_and_real
     wide = get_config("tiny", {"network.head_channels": 32, "network.head_depth": 2})

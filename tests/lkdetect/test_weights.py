@@ -141,3 +141,16 @@ def test_names_resolve_in_the_weights_dir(saved, tmp_path, monkeypatch):
         Detector.load("cats")
     with pytest.raises(TypeError, match="got int"):
         resolve_weights(3)
+
+
+def test_an_old_name_resolves_to_its_new_file_unless_a_file_has_it(saved, tmp_path, monkeypatch):
+    """`faces_large` (the name of the large face detector before it became the default) still loads it."""
+    path, _ = saved
+    (tmp_path / "shipped").mkdir()
+    target = tmp_path / "shipped" / "faces_detector.safetensors"
+    target.write_bytes(path.read_bytes())
+    monkeypatch.setenv("LKDETECT_WEIGHTS_DIR", str(tmp_path / "shipped"))
+    assert resolve_weights("faces_large") == target
+    own = tmp_path / "shipped" / "faces_large_detector.safetensors"  # a file of that name wins over the alias
+    own.write_bytes(path.read_bytes())
+    assert resolve_weights("faces_large") == own
