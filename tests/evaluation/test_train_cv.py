@@ -87,7 +87,38 @@ def test_zoomed_benchmark_maps_landmarks_with_the_image() -> None:
             zoomed(bench, zoom)
 
 
-@pytest.mark.parametrize("flags", [["--zoom", "0.5"], ["--refine", "0"]])
+def test_rotated_benchmark_maps_landmarks_with_the_image_each_image_at_its_own_fixed_angle() -> None:
+    from types import SimpleNamespace
+
+    from evaluation.train_cv import rotated
+
+    image = np.zeros((80, 60, 3), dtype=np.uint8)
+    image[20, 45] = 255  # a bright pixel at landmark (x=45, y=20)
+    centre = np.array([59, 79]) / 2
+    bench = Benchmark("mtfl", [], [], lambda s: (image, np.array([[45.0, 20.0]])), ("p",), "iod", False, (0.1,))
+    samples = [SimpleNamespace(path=f"img_{i}.jpg") for i in range(12)]
+    angles = []
+    for s in samples:
+        out, lm = rotated(bench, 40).load_image(s)
+        assert out.shape == image.shape
+        x, y = np.rint(lm[0]).astype(int)  # the bright pixel moved there (the reflected border may hold copies of it)
+        assert out[y - 1 : y + 2, x - 1 : x + 2, 0].max() >= 60 and out[..., 0].max() >= 60, (s.path, lm)
+        before, after = np.array([45.0, 20.0]) - centre, lm[0] - centre
+        np.testing.assert_allclose(np.linalg.norm(after), np.linalg.norm(before), atol=1e-9)
+        # counter-clockwise as seen (y down) is positive: the angle from `before` to `after` with y flipped
+        angles.append(np.degrees(np.arctan2(-after[1], after[0]) - np.arctan2(-before[1], before[0])))
+        np.testing.assert_array_equal(rotated(bench, 40).load_image(s)[1], lm)  # the same image, the same angle
+    angles = (np.array(angles) + 180) % 360 - 180
+    assert np.abs(angles).max() <= 40 + 1e-9 and np.ptp(angles) > 20  # within +-40, and not one angle for all
+    other = [rotated(bench, 40, seed=1).load_image(s)[1] for s in samples]
+    assert not all(np.allclose(o, rotated(bench, 40).load_image(s)[1]) for o, s in zip(other, samples))
+    np.testing.assert_allclose(rotated(bench, 0).load_image(samples[0])[1], [[45.0, 20.0]], atol=1e-9)
+    for bad in (-1, 181, float("nan")):
+        with pytest.raises(ValueError, match="rotation"):
+            rotated(bench, bad)
+
+
+@pytest.mark.parametrize("flags", [["--zoom", "0.5"], ["--refine", "0"], ["--rotate", "200"]])
 def test_cli_refuses_bad_zoom_and_refine_before_loading_anything(flags, capsys) -> None:
     from evaluation.train_cv import main
 
@@ -103,8 +134,11 @@ def test_per_class_cv_fits_each_class_on_its_own_images() -> None:
     b, _ = faces(40, 0.0, seed=2)
     b.xy[:] = b.xy[:, :, ::-1]  # class 8: the detector's x and y are swapped, one fit for both classes fails
     det = Detections(
-        np.concatenate([a.xy, b.xy]), np.concatenate([a.gt, b.gt]), np.ones((80, 5), dtype=bool),
-        np.full((80, 2), 80.0), np.repeat([5, 8], 40),
+        np.concatenate([a.xy, b.xy]),
+        np.concatenate([a.gt, b.gt]),
+        np.ones((80, 5), dtype=bool),
+        np.full((80, 2), 80.0),
+        np.repeat([5, 8], 40),
     )
     rows = per_class(det, BENCH, [5, 8])
     assert [r["class"] for r in rows] == [5, 8] and [r["n_scored"] for r in rows] == [40, 40]
