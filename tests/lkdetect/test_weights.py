@@ -128,12 +128,19 @@ def test_corrupt_and_missing_files(saved, tmp_path):
         Detector.load(tmp_path / "missing.safetensors")
 
 
-def test_names_resolve_in_the_weights_dir(saved, tmp_path, monkeypatch):
+@pytest.fixture
+def shipped_faces(saved, tmp_path, monkeypatch):
+    """A weights dir (``LKDETECT_WEIGHTS_DIR``) holding the saved detector as ``faces``; returns that file."""
     path, _ = saved
     (tmp_path / "shipped").mkdir()
     target = tmp_path / "shipped" / "faces_detector.safetensors"
     target.write_bytes(path.read_bytes())
     monkeypatch.setenv("LKDETECT_WEIGHTS_DIR", str(tmp_path / "shipped"))
+    return target
+
+
+def test_names_resolve_in_the_weights_dir(shipped_faces):
+    target = shipped_faces
     assert resolve_weights(None) == target and resolve_weights("faces") == target
     det = Detector.load()
     assert det.keypoint_names == ("eye_l", "eye_r", "nose") and det.metadata["sha256"] == file_sha256(target)
@@ -143,14 +150,10 @@ def test_names_resolve_in_the_weights_dir(saved, tmp_path, monkeypatch):
         resolve_weights(3)
 
 
-def test_an_old_name_resolves_to_its_new_file_unless_a_file_has_it(saved, tmp_path, monkeypatch):
+def test_an_old_name_resolves_to_its_new_file_unless_a_file_has_it(shipped_faces):
     """`faces_large` (the name of the large face detector before it became the default) still loads it."""
-    path, _ = saved
-    (tmp_path / "shipped").mkdir()
-    target = tmp_path / "shipped" / "faces_detector.safetensors"
-    target.write_bytes(path.read_bytes())
-    monkeypatch.setenv("LKDETECT_WEIGHTS_DIR", str(tmp_path / "shipped"))
+    target = shipped_faces
     assert resolve_weights("faces_large") == target
-    own = tmp_path / "shipped" / "faces_large_detector.safetensors"  # a file of that name wins over the alias
-    own.write_bytes(path.read_bytes())
+    own = target.parent / "faces_large_detector.safetensors"  # a file of that name wins over the alias
+    own.write_bytes(target.read_bytes())
     assert resolve_weights("faces_large") == own
