@@ -8,6 +8,8 @@ Usage::
     python benchmarks/detect_speed.py --threads 1 --engines torch,onnxruntime   # the default: both engines
     python benchmarks/detect_speed.py --tta        # with test-time augmentation (6 views) in the e2e columns
     python benchmarks/detect_speed.py --refine     # with scale-normalising refinement (a second pass) likewise
+    python benchmarks/detect_speed.py --refine --no-upright   # axis-aligned refinement boxes (default: upright
+                                                              # where the weights carry the reference)
 
 One row per engine: ``torch`` (``Detector``) and ``onnxruntime`` (the same weights exported with
 ``Detector.export_onnx`` and run by ``OnnxDetector`` with ``--threads`` intra-op threads).
@@ -38,6 +40,7 @@ from lkdetect.base import BaseDetector
 from lkdetect.models import resolve_weights
 from lkdetect.network import KeypointNet, count_parameters
 from lkdetect.onnx import export_onnx
+from lkdetect.refine import add_refine_argument, refine_from_args
 from lkdetect.training.config import get_config, network_kwargs
 from lkdetect.tta import TTA
 from lkdetect.weights import make_metadata
@@ -116,7 +119,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated, of {sorted(ENGINES)}")
     p.add_argument("--tta", action="store_true", help="test-time augmentation in detect/detect_batch (lkdetect.tta)")
-    p.add_argument("--refine", action="store_true", help="refinement in detect/detect_batch (lkdetect.refine)")
+    add_refine_argument(p)  # --refine [SIDE], --[no-]upright: refinement in detect/detect_batch
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -134,7 +137,7 @@ def main() -> None:
         for det in detectors.values():
             det.tta = True if "flip_permutation" in det.metadata else TTA(flip=False)
     for det in detectors.values():
-        det.refine = args.refine
+        det.refine = refine_from_args(args)
     print(
         f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs visible, "
         f"load average {os.getloadavg()[0]:.1f}"
@@ -149,7 +152,7 @@ def main() -> None:
         if det.tta is not None:
             desc += f" TTA {len(det.tta.views)} views"
         if det.refine is not None:
-            desc += " refine"
+            desc += " refine" + (" upright" if det.refine.upright else "")
         for engine in args.engines.split(","):
             cols = ENGINES[engine](det, args.repeats, args.threads)
             if header is None:

@@ -1,7 +1,7 @@
 """Label-free diagnostic of a detector on real images: how far its keypoints are from following the image.
 
     python -m evaluation.equivariance mtfl --root ../shared/data/mtfl80 [--weights faces] [--limit 1000]
-        [--split train] [--refine] [--out DIR]
+        [--split train] [--refine [SIDE]] [--no-upright] [--out DIR]
 
 A keypoint detector should be equivariant: detect on an image transformed by T, map the keypoints back with
 T^-1, and they should land where the detector put them on the original image. On GAN images the detector was
@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from lkdetect.refine import add_refine_argument, refine_from_args
 
 from .benchmarks import BENCHMARKS, load_benchmark, shipped_detector
 from .cli import parse_alias
@@ -205,7 +207,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--weights", default=None, help="lkdetect weights or shipped name (default: the benchmark's)")
     ap.add_argument("--split", choices=("train", "test"), default="train")
     ap.add_argument("--limit", type=int, default=1000, help="the first N images of the split (default 1000)")
-    ap.add_argument("--refine", action="store_true", help="detector with refinement")
+    add_refine_argument(ap)  # --refine [SIDE], --[no-]upright: the detector with refinement
     ap.add_argument("--out", default=None, help="folder for equivariance.json and equivariance.png")
 
 
@@ -213,6 +215,7 @@ def check_arguments(args: argparse.Namespace) -> None:
     """Raise ``ValueError`` on arguments out of range (before anything loads)."""
     if args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
+    refine_from_args(args)  # SIDE > 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -224,11 +227,12 @@ def run(args: argparse.Namespace) -> int:
     samples = (bench.train if args.split == "train" else bench.test)[: args.limit]
     images = [bench.load_image(s)[0] for s in samples]
     weights = args.weights or shipped_detector(args.benchmark)
-    detector = Detector.load(weights, refine=args.refine or None)
+    detector = Detector.load(weights, refine=refine_from_args(args))
     r = measure(detector, images)
     agree = tta_agreement(detector, images)
+    options = f", refinement {detector.refine}" if detector.refine else ""
     print(
-        f"{bench.name} {args.split}, {r['n_images']} images, weights {weights}; keypoint spread "
+        f"{bench.name} {args.split}, {r['n_images']} images, weights {weights}{options}; keypoint spread "
         f"{r['spread_px']:.1f} px; error in % of it"
     )
     print("| family | mean % | median % |")
@@ -243,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "equivariance.json").write_text(
-            json.dumps({**r, "tta_agreement": agree, "weights": str(weights)}, indent=1)
+            json.dumps({**r, "tta_agreement": agree, "weights": str(weights), "refine": str(detector.refine)}, indent=1)
         )
         plot(r, out / "equivariance.png")
         print(f"report: {out}")

@@ -1,7 +1,7 @@
 """Cross-validation inside a benchmark's training split: compare detectors or fits without the test split.
 
-    lkdetect train-cv mtfl --root ../shared/data/mtfl80 [--weights faces] [--folds 5] [--zoom 1.5] [--rotate 45]
-        [--fit lstsq [trimmed]] [--tta] [--refine [SIDE]]
+    lkdetect train-cv mtfl --root ../shared/data/mtfl80 [--weights faces] [--folds 5] [--zoom 1.5] [--rotate 45 [180]]
+        [--fit lstsq [trimmed]] [--tta] [--refine [SIDE]] [--upright]
 
 The training images are detected once, split into folds at random (seeded), and for each fold the regression is
 fitted on the other folds and scored on it, with the benchmark's own metric and the protocol's fit
@@ -21,7 +21,7 @@ faces, data README), made from training data only. Both the unzoomed and the zoo
 ``--rotate D`` adds a reading on held-out folds rotated in the image plane, each image by its own angle drawn
 uniformly in +-D degrees (fixed by the seed and the image's path) about the image centre, the border reflected,
 landmarks mapped alike: the AFLW test faces include faces rotated far in the image plane (data README), the
-training faces hardly any.
+training faces hardly any. Several values give one reading each.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from lkdetect.refine import add_refine_argument
+from lkdetect.refine import add_refine_argument, refine_from_args
 
 from .benchmarks import BENCHMARKS, load_benchmark, parse_classes, shipped_detector
 from .cli import parse_alias
@@ -158,7 +158,12 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     )
     ap.add_argument("--zoom", type=float, default=None, help="also score held-out folds zoomed by this factor")
     ap.add_argument(
-        "--rotate", type=float, default=None, help="also score held-out folds rotated by up to +-this many degrees"
+        "--rotate",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="D",
+        help="also score held-out folds rotated by up to +-D degrees (one reading per value)",
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=64)
@@ -170,10 +175,10 @@ def check_arguments(args: argparse.Namespace) -> None:
     """Raise ``ValueError`` on arguments out of range (before anything loads)."""
     if args.zoom is not None and not args.zoom >= 1:
         raise ValueError(f"--zoom must be >= 1, got {args.zoom}")
-    if args.rotate is not None and not 0 <= args.rotate <= 180:
-        raise ValueError(f"--rotate must be between 0 and 180 degrees, got {args.rotate}")
-    if args.refine is not None and not args.refine > 0:
-        raise ValueError(f"--refine SIDE must be > 0, got {args.refine}")
+    for d in args.rotate or ():
+        if not 0 <= d <= 180:
+            raise ValueError(f"--rotate must be between 0 and 180 degrees, got {d:g}")
+    refine_from_args(args)  # SIDE > 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -184,17 +189,15 @@ def run(args: argparse.Namespace) -> int:
     classes = parse_classes(args.classes)
     bench = load_benchmark(args.benchmark, args.root, classes)
     weights = args.weights or shipped_detector(args.benchmark)
-    detector = Detector.load(weights, tta=args.tta, refine=args.refine)
+    detector = Detector.load(weights, tta=args.tta, refine=refine_from_args(args))
     train = detect(detector, bench, bench.train, args.batch_size, progress=True, desc=f"{bench.name} train")
     views = [("as they are", None)]
     if args.zoom is not None:
         zb = zoomed(bench, args.zoom)
         views.append((f"zoomed x{args.zoom:g}", detect(detector, zb, zb.train, args.batch_size, True, "zoomed")))
-    if args.rotate is not None:
-        rb = rotated(bench, args.rotate, args.seed)
-        views.append(
-            (f"rotated +-{args.rotate:g} deg", detect(detector, rb, rb.train, args.batch_size, True, "rotated"))
-        )
+    for d in args.rotate or ():
+        rb = rotated(bench, d, args.seed)
+        views.append((f"rotated +-{d:g} deg", detect(detector, rb, rb.train, args.batch_size, True, "rotated")))
     tta = f", test-time augmentation {detector.tta}" if detector.tta else ""
     tta += f", refinement {detector.refine}" if detector.refine else ""
     print(f"{bench.name} training split, {args.folds}-fold CV, weights {weights}{tta}")

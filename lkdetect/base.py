@@ -7,6 +7,7 @@ depend on this module and not on each other.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .images import ImageLike, crop, load_region, parse_box, resize, to_image_coordinates
+from .images import ImageLike, crop, crop_turned, from_turned, load_region, parse_box, resize, to_image_coordinates
 from .keypoints import Keypoints
-from .refine import Refine, as_refine, refine_boxes
+from .refine import Refine, as_refine, check_reference, refine_boxes, roll_angles, rotation_matrices
 from .tta import TTA, as_tta, check_permutation, make_views, merge_views
 
 Box = Sequence[float]
@@ -66,6 +67,7 @@ class BaseDetector:
         self._tta: TTA | None = None
         self._flip_perm: np.ndarray | None = None
         self._refine: Refine | None = None
+        self._upright: np.ndarray | None = None
 
     # ------------------------------------------------------------------------------------------ properties
     @property
@@ -113,8 +115,10 @@ class BaseDetector:
     def refine(self) -> Refine | None:
         """Scale-normalising refinement (:mod:`lkdetect.refine`): ``None`` (off, the default) or its settings.
 
-        Set it to ``True`` (one more pass on a box 3.5 x the keypoints' spread), a number (that box side), a
-        :class:`~lkdetect.refine.Refine`, or ``None``/``False``. Combines with :attr:`tta` (every pass uses it).
+        Set it to ``True`` (one more pass on a box 3.5 x the keypoints' spread, turned upright when the weights'
+        metadata has ``upright_keypoints``), a number (that box side), a :class:`~lkdetect.refine.Refine`, or
+        ``None``/``False``; reading it gives the setting resolved for these weights (``upright`` True or False).
+        Combines with :attr:`tta` (every pass uses it).
         A ``box`` given to :meth:`detect` places the first pass only; the refined box may reach outside it.
         :meth:`detect_batch` keeps each batch's decoded images in memory until the last pass (lower
         ``batch_size`` for very large frames).
@@ -123,7 +127,20 @@ class BaseDetector:
 
     @refine.setter
     def refine(self, value: Refine | bool | float | None) -> None:
-        self._refine = as_refine(value)
+        refine = as_refine(value)
+        upright = None
+        if refine is not None:
+            has = "upright_keypoints" in self._metadata
+            if not has and refine.upright:
+                raise ValueError(
+                    "upright refinement needs the keypoints' upright reference, which these weights' metadata "
+                    "lacks: add it with `lkdetect add-flip WEIGHTS`, or use Refine(upright=False)"
+                )
+            if refine.upright is None:
+                refine = dataclasses.replace(refine, upright=has)
+            if refine.upright:
+                upright = check_reference(self._metadata["upright_keypoints"], self._k)
+        self._refine, self._upright = refine, upright
 
     # ----------------------------------------------------------------------------------------- detection
     def _run(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -150,10 +167,24 @@ class BaseDetector:
         if self._refine is None:
             return xy, scores
         for _ in range(self._refine.passes):
+            if self._upright is not None:
+                xy, scores = self._detect_upright(images, xy)
+                continue
             regions = [parse_box(b, what="refinement box") for b in refine_boxes(xy, self._refine.side)]
             inputs = [self._network_input(t, r) for t, r in zip(images, regions)]
             xy, scores = self._detect_regions(inputs, regions)
         return xy, scores
+
+    def _detect_upright(self, images: list[torch.Tensor], xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One upright refinement pass: squares as :func:`refine_boxes` places them, turned by each constellation's
+        roll from the upright reference; keypoints found there are turned back into image pixels."""
+        assert self._refine is not None and self._upright is not None
+        sides = refine_boxes(xy, self._refine.side)[:, 2]  # checks the keypoints
+        centres = xy.mean(axis=1)
+        rotations = rotation_matrices(roll_angles(xy, self._upright))
+        inputs = [crop_turned(t, c, s, r, self._size) for t, c, s, r in zip(images, centres, sides, rotations)]
+        out, scores = self._infer(torch.stack(inputs))
+        return from_turned(out, centres, sides, rotations, self._size), scores
 
     def detect(self, image: ImageLike, box: Box | None = None, bgr: bool = False) -> Keypoints:
         """Detect the K keypoints of one image.

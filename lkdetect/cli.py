@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("lkdetect.commands.export", "write detector weights as an ONNX model (onnxruntime deployment)"),
     "demo": ("lkdetect.commands.demo", "pictures of generated images, keypoints, edits and animations (index.html)"),
     "editor": ("lkdetect.commands.editor", "edit generated images in the browser: drag keypoints, exchange parts"),
-    "add-flip": ("lkdetect.training.flip", "add the keypoints' flip permutation (mirrored TTA) to detector weights"),
+    "add-flip": ("lkdetect.training.flip", "add the mirror pairing and upright reference to detector weights"),
     "keep-keypoints": ("lkdetect.training.keep_keypoints", "detector weights that output a subset of the keypoints"),
     "release-gan": ("gan.release", "write GAN release weights, samples and a model card from a train-gan run"),
     "gan-metrics": ("gan.metrics", "label-free swap metrics (and realism) of GAN release weights"),

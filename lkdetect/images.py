@@ -208,6 +208,49 @@ def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return out.clamp_(0, 1)
 
 
+def crop_turned(
+    image: torch.Tensor, centre: Sequence[float], side: float, rotation: np.ndarray, size: tuple[int, int]
+) -> torch.Tensor:
+    """A square of ``side`` image pixels centred on ``centre`` (x, y; pixel centres at integers), turned by the 2x2
+    ``rotation``, resampled to ``size`` (S_h, S_w); outside the image is black.
+
+    Network pixel (x, y) shows image point ``centre + rotation @ u`` with ``u = ((x + 0.5) side / S_w - side / 2,
+    (y + 0.5) side / S_h - side / 2)`` (:func:`from_turned` maps keypoints back); with the identity it is the
+    box crop and resize of :func:`crop` / :func:`resize` up to whole-pixel rounding. The square's bounding box is
+    cropped and shrunk (anti-aliased) to about the network's pixel size first, then sampled bilinearly.
+    """
+    sh, sw = size
+    rot = np.asarray(rotation, dtype=np.float64)
+    cx, cy = float(centre[0]), float(centre[1])
+    half = side / 2 * (abs(rot[0, 0]) + abs(rot[0, 1])) + 1.0  # half the bounding square, a pixel of margin
+    x0, y0 = math.floor(cx - half + 0.5), math.floor(cy - half + 0.5)
+    n = math.ceil(cx + half - 0.5) - x0 + 1
+    m = math.ceil(cy + half - 0.5) - y0 + 1
+    patch = crop(image, (x0, y0, n, m))
+    pn, pm = max(1, min(n, math.ceil(n * sw / side))), max(1, min(m, math.ceil(m * sh / side)))
+    patch = resize(patch, (pm, pn))
+    gx = (np.arange(sw) + 0.5) * side / sw - side / 2
+    gy = (np.arange(sh) + 0.5) * side / sh - side / 2
+    u = np.stack(np.meshgrid(gx, gy), -1)  # (S_h, S_w, 2) offsets from the centre, box axes
+    q = u @ rot.T + (cx, cy)  # image pixels
+    r = (q - (x0, y0) + 0.5) * (pn / n, pm / m) - 0.5  # patch pixels
+    grid = (2 * r + 1) / (pn, pm) - 1
+    g = torch.from_numpy(grid).to(patch)[None]
+    out = F.grid_sample(patch[None], g, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+    return out.clamp_(0, 1)
+
+
+def from_turned(
+    xy: np.ndarray, centres: np.ndarray, sides: np.ndarray, rotations: np.ndarray, size: tuple[int, int]
+) -> np.ndarray:
+    """Map (B, K, 2) network-input (x, y) on :func:`crop_turned` squares (centres (B, 2), sides (B,), rotations
+    (B, 2, 2)) back to image pixels."""
+    sh, sw = size
+    scale = np.stack((sides / sw, sides / sh), -1)[:, None, :]
+    u = (np.asarray(xy, dtype=np.float64) + 0.5) * scale - sides[:, None, None] / 2
+    return np.einsum("bij,bkj->bki", rotations, u) + centres[:, None, :]
+
+
 def load_region(
     image: ImageLike, box: Sequence[float] | None = None, bgr: bool = False, what: str = "image"
 ) -> tuple[torch.Tensor, tuple[int, int, int, int]]:

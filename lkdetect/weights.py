@@ -187,6 +187,13 @@ def _check_metadata(path: Path, meta: dict[str, Any]) -> None:
             check_permutation(meta["flip_permutation"], k)
         except ValueError as e:
             raise CheckpointError(f"{path}: {e}") from e
+    if "upright_keypoints" in meta:
+        from .refine import check_reference
+
+        try:
+            check_reference(meta["upright_keypoints"], k)
+        except ValueError as e:
+            raise CheckpointError(f"{path}: {e}") from e
 
 
 def load_weights(path: str | Path, num_keypoints: int | None = None) -> tuple[Any, dict[str, Any]]:

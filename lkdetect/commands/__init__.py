@@ -52,10 +52,14 @@ def load_engine(args: argparse.Namespace) -> Any:
 
 
 def load_detector(args: argparse.Namespace) -> Any:
-    """:func:`load_engine`, with ``--tta`` and ``--refine`` set on it when given (else the detector is left alone)."""
+    """:func:`load_engine`, with ``--tta`` and ``--refine``/``--upright`` set on it when given (else the detector is
+    left alone)."""
+    from lkdetect.refine import refine_from_args
+
+    refine = refine_from_args(args)
     detector = load_engine(args)
     if getattr(args, "tta", False):
         detector.tta = True
-    if getattr(args, "refine", None) is not None:
-        detector.refine = args.refine
+    if refine is not None:
+        detector.refine = refine
     return detector

@@ -1,12 +1,13 @@
-"""The keypoints' flip permutation, for mirrored test-time augmentation (:mod:`lkdetect.tta`).
+"""The keypoints' flip permutation, for mirrored test-time augmentation (:mod:`lkdetect.tta`), and their upright
+reference constellation, for upright refinement (:mod:`lkdetect.refine`).
 
 Latent keypoints have no names, so which keypoint is whose mirror image is estimated without labels from the
 detector itself (:func:`flip_permutation`): detect on images and on their mirror images, mirror the second
 detections back, and pair keypoints (or keep a keypoint as its own partner, one on the symmetry axis) so that
 paired keypoints lie closest on average. ``lkdetect train-detector`` stores it in the weights' metadata
 (``flip_permutation`` and ``flip_match_px``, the mean distance of each pair in input pixels) from its validation
-pairs; ``lkdetect add-flip WEIGHTS`` (:func:`add_flip_permutation`) adds it to older weights, from the source
-GAN's samples.
+pairs, with ``upright_keypoints``, the detector's mean keypoints on those upright samples; ``lkdetect add-flip
+WEIGHTS`` (:func:`add_flip_permutation`) adds both to older weights, from the source GAN's samples.
 """
 
 from __future__ import annotations
@@ -88,10 +89,9 @@ def _greedy_pairing(cost: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def estimate_flip_permutation(
-    network: torch.nn.Module, images: torch.Tensor, batch_size: int = 256
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`flip_permutation` of a keypoint network ((B, 3, H, W) -> (xy px, scores)) on ``images`` in [0, 1]."""
+def detect_mirrored(network: torch.nn.Module, images: torch.Tensor, batch_size: int = 256) -> tuple[np.ndarray, ...]:
+    """A keypoint network's ((B, 3, H, W) -> (xy px, scores)) keypoints on ``images`` in [0, 1] and on their mirror
+    images: two (N, K, 2) float64 arrays, each in its own images' pixels."""
     if images.ndim != 4 or images.shape[0] == 0:
         raise ValueError(f"expected a non-empty (N, 3, H, W) batch, got shape {tuple(images.shape)}")
     device = next(network.parameters()).device
@@ -101,17 +101,36 @@ def estimate_flip_permutation(
         x = images[s : s + batch_size].to(device)
         a.append(network(x)[0].double().cpu().numpy())
         b.append(network(x.flip(-1))[0].double().cpu().numpy())
-    return flip_permutation(np.concatenate(a), np.concatenate(b), images.shape[-1])
+    return np.concatenate(a), np.concatenate(b)
+
+
+def estimate_flip_permutation(
+    network: torch.nn.Module, images: torch.Tensor, batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`flip_permutation` of a keypoint network ((B, 3, H, W) -> (xy px, scores)) on ``images`` in [0, 1]."""
+    a, b = detect_mirrored(network, images, batch_size)
+    return flip_permutation(a, b, images.shape[-1])
 
 
 def flip_metadata(network: KeypointNet, images: torch.Tensor) -> dict[str, list]:
-    """``flip_permutation`` and ``flip_match_px`` of the weights' metadata, from ``network`` on ``images`` in [0, 1]."""
-    perm, match = estimate_flip_permutation(network, images)
-    return {"flip_permutation": perm.tolist(), "flip_match_px": [round(float(m), 3) for m in match]}
+    """``flip_permutation``, ``flip_match_px`` and ``upright_keypoints`` of the weights' metadata, from ``network`` on
+    ``images`` in [0, 1] (the GAN's upright samples).
+
+    ``upright_keypoints`` (K, 2) is the mean of the network's keypoints on those images, in network-input pixels:
+    the constellation upright refinement (:mod:`lkdetect.refine`) turns each detection's box back to.
+    """
+    a, b = detect_mirrored(network, images)
+    perm, match = flip_permutation(a, b, images.shape[-1])
+    return {
+        "flip_permutation": perm.tolist(),
+        "flip_match_px": [round(float(m), 3) for m in match],
+        "upright_keypoints": [[round(float(v), 3) for v in p] for p in a.mean(axis=0)],
+    }
 
 
 def add_flip_permutation(weights: str | Path, gan: str | Path | None = None, n: int | None = None) -> dict[str, Any]:
-    """Add ``flip_permutation`` (for mirrored test-time augmentation) to a detector weights file, atomically.
+    """Add ``flip_permutation`` (for mirrored test-time augmentation) and ``upright_keypoints`` (for upright
+    refinement) to a detector weights file, atomically (:func:`flip_metadata`).
 
     Estimated on the validation pairs that training would use (its seed; ``n`` pairs, default as many as training
     validated on, else 512) of ``gan``, by default the GAN named in the weights' metadata (``training.gan_file``),
@@ -143,7 +162,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``lkdetect add-flip``: add the flip permutation to detector weights and print it."""
+    """``lkdetect add-flip``: add the flip permutation and upright reference to detector weights and print them."""
     meta = add_flip_permutation(args.weights, args.gan, args.n)
     print(f"{args.weights}: flip_permutation {meta['flip_permutation']}, match px {meta['flip_match_px']}")
+    print(f"upright_keypoints {meta['upright_keypoints']}")
     return 0

@@ -55,7 +55,8 @@ def keep_keypoints(weights: str | Path, keep: list[int], out: str | Path) -> dic
     state["to_heatmaps.bias"] = state["to_heatmaps.bias"][index]
     subset.load_state_dict(state, strict=True)
 
-    new = {k2: v for k2, v in meta.items() if k2 not in ("sha256", "path", "flip_permutation", "flip_match_px")}
+    dropped = ("sha256", "path", "flip_permutation", "flip_match_px", "upright_keypoints")
+    new = {k2: v for k2, v in meta.items() if k2 not in dropped}
     new.update(
         network=dict(subset.config),
         num_keypoints=len(keep),
@@ -68,6 +69,8 @@ def keep_keypoints(weights: str | Path, keep: list[int], out: str | Path) -> dic
         new["flip_permutation"] = [position[perm[i]] for i in keep]
         if meta.get("flip_match_px") is not None:
             new["flip_match_px"] = [meta["flip_match_px"][i] for i in keep]
+    if meta.get("upright_keypoints") is not None and len(keep) >= 2:
+        new["upright_keypoints"] = [meta["upright_keypoints"][i] for i in keep]
     save_weights(out, subset.eval(), new)
     return new
 

@@ -13,6 +13,7 @@ from evalfixtures import ConstantDetector, OracleDetector, write_cub, write_mtfl
 
 from evaluation import evaluate, load_benchmark
 from lkdetect.keypoints import Keypoints
+from lkdetect.refine import Refine
 
 
 @pytest.fixture
@@ -197,7 +198,7 @@ def test_load_detector_contract(monkeypatch: pytest.MonkeyPatch) -> None:
     det = load_detector(argparse.Namespace(weights="a.safetensors", onnx=None, tta=False, refine=None))
     assert det.how == ("torch", "a.safetensors", "cpu") and not hasattr(det, "tta") and not hasattr(det, "refine")
     det = load_detector(argparse.Namespace(weights=None, onnx="b.onnx", tta=True, refine=3.5, threads=2))
-    assert det.how == ("onnx", "b.onnx", 2) and det.tta is True and det.refine == 3.5
+    assert det.how == ("onnx", "b.onnx", 2) and det.tta is True and det.refine == Refine(3.5)
     with pytest.raises(ValueError, match="not both"):
         load_detector(argparse.Namespace(weights="a", onnx="b"))
     with pytest.raises(ValueError, match="--onnx runs on the CPU"):

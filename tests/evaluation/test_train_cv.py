@@ -118,7 +118,9 @@ def test_rotated_benchmark_maps_landmarks_with_the_image_each_image_at_its_own_f
             rotated(bench, bad)
 
 
-@pytest.mark.parametrize("flags", [["--zoom", "0.5"], ["--refine", "0"], ["--rotate", "200"]])
+@pytest.mark.parametrize(
+    "flags", [["--zoom", "0.5"], ["--refine", "0"], ["--rotate", "200"], ["--rotate", "45", "200"]]
+)
 def test_cli_refuses_bad_zoom_and_refine_before_loading_anything(flags, capsys) -> None:
     from evaluation.train_cv import main
 

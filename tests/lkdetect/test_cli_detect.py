@@ -81,8 +81,8 @@ def test_detect_refine_matches_the_api_and_rejects_bad_sides(weights, tmp_path, 
     for flag, side in ((["--refine"], 3.5), (["--refine", "2.5"], 2.5)):
         assert cli(["detect", str(f), "--weights", str(weights), *flag]) == 0
         doc = json.loads(capsys.readouterr().out)
-        assert doc["refine"] == f"box {side:g} x keypoint spread, 1 pass"
+        assert doc["refine"] == f"axis-aligned box {side:g} x keypoint spread, 1 pass"  # no upright reference
         expected = Detector.load(weights, refine=side).detect(f).xy
         np.testing.assert_allclose(doc["results"][0]["xy"], expected, atol=1e-9)
     assert cli(["detect", str(f), "--weights", str(weights), "--refine", "0"]) == 2
-    assert "refine side must be a positive number" in capsys.readouterr().err
+    assert "--refine SIDE must be a positive number" in capsys.readouterr().err

@@ -28,6 +28,8 @@ def test_subset_detects_the_kept_keypoints_of_its_source(tmp_path):
     source = read_metadata(resolve_weights("faces"))
     assert meta["num_keypoints"] == 3 and meta["keypoint_names"] == [source["keypoint_names"][i] for i in keep]
     assert meta["training"]["keypoint_subset"]["kept"] == keep
+    assert meta["upright_keypoints"] == [source["upright_keypoints"][i] for i in keep]
+    Detector.load(out, refine=True).detect(frames(1)[0])  # upright refinement on the subset's reference
 
 
 def test_flip_permutation_kept_only_when_the_subset_is_closed(tmp_path):

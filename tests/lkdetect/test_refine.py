@@ -44,7 +44,8 @@ def test_settings():
     assert as_refine(True) == Refine(3.5, 1)
     assert as_refine(4) == Refine(4.0, 1)
     assert as_refine(Refine(3.0, 2)) == Refine(3.0, 2)
-    assert str(Refine(3.0, 2)) == "box 3 x keypoint spread, 2 passes"
+    assert str(Refine(3.0, 2, False)) == "axis-aligned box 3 x keypoint spread, 2 passes"
+    assert str(Refine(3.0)) == "box (upright where the weights allow) 3 x keypoint spread, 1 pass"
     for side in (0, -1, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="side"):
             Refine(side)
@@ -67,7 +68,7 @@ def images():
 
 
 def test_refined_detection_is_a_second_detection_on_the_box(plain, images):
-    refined = Detector.load("faces", refine=Refine(3.0, 1))
+    refined = Detector.load("faces", refine=Refine(3.0, 1, upright=False))
     for im in images:
         first = plain.detect(im)
         box = refine_boxes(first.xy[None], 3.0)[0]
@@ -80,7 +81,7 @@ def test_refined_detection_is_a_second_detection_on_the_box(plain, images):
 
 def test_passes_repeat_and_user_boxes_start_the_first_pass(plain, images):
     im = images[1]
-    two = Detector.load("faces", refine=Refine(3.5, 2))
+    two = Detector.load("faces", refine=Refine(3.5, 2, upright=False))
     xy = plain.detect(im, box=(10, 5, 60, 70)).xy
     for _ in range(2):
         xy = plain.detect(im, box=refine_boxes(xy[None], 3.5)[0]).xy
@@ -88,7 +89,7 @@ def test_passes_repeat_and_user_boxes_start_the_first_pass(plain, images):
 
 
 def test_batch_equals_single_images(images):
-    det = Detector.load("faces", refine=True)
+    det = Detector.load("faces", refine=Refine(upright=False))  # upright boxes: tests/lkdetect/test_upright.py
     batch = det.detect_batch(images, batch_size=2)
     for i, im in enumerate(images):
         np.testing.assert_allclose(batch.xy[i], det.detect(im).xy, atol=1e-4)
@@ -99,7 +100,7 @@ def test_switch_on_and_off(plain, images):
     det = Detector.load("faces")
     assert det.refine is None
     det.refine = 3.0
-    assert det.refine == Refine(3.0)
+    assert det.refine == Refine(3.0, upright=True)  # resolved: the shipped faces carry the upright reference
     det.refine = None
     np.testing.assert_array_equal(det.detect(images[0]).xy, plain.detect(images[0]).xy)
 

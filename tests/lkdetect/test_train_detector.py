@@ -111,12 +111,15 @@ def test_train_then_resume_equals_one_run(gan_file, tmp_path):
     assert meta["source_gan_sha256"] == GanPairs(gan_file).sha256 and meta["training"]["iterations"] == 6
     assert meta["training"]["config"]["network"]["backbone"] == "mobilenetv3_small_100"
     assert sorted(meta["flip_permutation"]) == [0, 1, 2, 3] and len(meta["flip_match_px"]) == 4  # for mirrored TTA
-    # older weights without it get the same pairing from the same validation pairs
+    assert np.asarray(meta["upright_keypoints"]).shape == (4, 2)  # for upright refinement
+    # older weights without them get the same pairing and reference from the same validation pairs
     net, stripped = load_weights(tmp_path / "one" / "detector.safetensors")
-    stripped = {k: v for k, v in stripped.items() if k not in ("sha256", "path", "flip_permutation", "flip_match_px")}
+    dropped = ("sha256", "path", "flip_permutation", "flip_match_px", "upright_keypoints")
+    stripped = {k: v for k, v in stripped.items() if k not in dropped}
     save_weights(tmp_path / "old.safetensors", net, stripped)
     added = add_flip_permutation(tmp_path / "old.safetensors", gan_file)
     assert added["flip_permutation"] == meta["flip_permutation"]
+    np.testing.assert_allclose(added["upright_keypoints"], meta["upright_keypoints"], atol=2e-3)
     assert Detector.load(tmp_path / "old.safetensors").metadata["flip_match_px"] == meta["flip_match_px"]
     out = export_weights(tmp_path / "one", tmp_path / "exported.safetensors")
     assert np.allclose(

@@ -361,6 +361,7 @@ def test_cli_end_to_end(tmp_path, monkeypatch):
 
 def test_cli_tta_and_refine_reach_the_detector(tmp_path, monkeypatch):
     from lkdetect import cli, commands
+    from lkdetect.refine import Refine
 
     made = []
     monkeypatch.setattr(commands, "load_engine", lambda args: made.append(DotDetector()) or made[-1])
@@ -370,9 +371,9 @@ def test_cli_tta_and_refine_reach_the_detector(tmp_path, monkeypatch):
     assert (
         cli.main(["video", str(path), "--json", str(tmp_path / "b.jsonl"), "--no-progress", "--tta", "--refine"]) == 0
     )
-    assert made[-1].tta is True and made[-1].refine == 3.5
+    assert made[-1].tta is True and made[-1].refine == Refine(3.5)
     assert cli.main(["video", str(path), "--json", str(tmp_path / "c.jsonl"), "--no-progress", "--refine", "4"]) == 0
-    assert made[-1].refine == 4.0
+    assert made[-1].refine == Refine(4.0)
 
 
 def test_cli_camera_that_cannot_open_fails_cleanly(monkeypatch):
