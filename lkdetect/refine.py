@@ -150,8 +150,8 @@ def add_refine_argument(p: argparse.ArgumentParser) -> None:
 
     ``--refine``: absent -> off, bare -> the default side, else SIDE (> 0); ``--upright`` requires upright boxes (and
     switches refinement on with the default side if ``--refine`` is absent), ``--no-upright`` refuses them, neither
-    leaves it to the weights. Every command that detects
-    (``lkdetect detect/eval/video/train-cv``) takes them this way."""
+    leaves it to the weights. Every command that detects (``lkdetect detect/eval/video/train-cv/equivariance``)
+    takes them this way."""
     side = Refine().side
     p.add_argument(
         "--refine",
