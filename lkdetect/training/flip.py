@@ -104,14 +104,6 @@ def detect_mirrored(network: torch.nn.Module, images: torch.Tensor, batch_size: 
     return np.concatenate(a), np.concatenate(b)
 
 
-def estimate_flip_permutation(
-    network: torch.nn.Module, images: torch.Tensor, batch_size: int = 256
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`flip_permutation` of a keypoint network ((B, 3, H, W) -> (xy px, scores)) on ``images`` in [0, 1]."""
-    a, b = detect_mirrored(network, images, batch_size)
-    return flip_permutation(a, b, images.shape[-1])
-
-
 def flip_metadata(network: KeypointNet, images: torch.Tensor) -> dict[str, list]:
     """``flip_permutation``, ``flip_match_px`` and ``upright_keypoints`` of the weights' metadata, from ``network`` on
     ``images`` in [0, 1] (the GAN's upright samples).

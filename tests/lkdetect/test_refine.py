@@ -56,64 +56,53 @@ def test_settings():
         as_refine("yes")
 
 
-@pytest.fixture(scope="module")
-def plain():
-    return Detector.load("faces")
-
-
-@pytest.fixture(scope="module")
-def images():
-    rng = np.random.default_rng(3)
-    return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((80, 80), (90, 130), (150, 70))]
-
-
-def test_refined_detection_is_a_second_detection_on_the_box(plain, images):
+def test_refined_detection_is_a_second_detection_on_the_box(faces, odd_images):
     refined = Detector.load("faces", refine=Refine(3.0, 1, upright=False))
-    for im in images:
-        first = plain.detect(im)
+    for im in odd_images:
+        first = faces.detect(im)
         box = refine_boxes(first.xy[None], 3.0)[0]
-        expected = plain.detect(im, box=box)
+        expected = faces.detect(im, box=box)
         got = refined.detect(im)
         np.testing.assert_allclose(got.xy, expected.xy, atol=1e-4)
         np.testing.assert_allclose(got.scores, expected.scores, atol=1e-6)
         assert np.abs(got.xy - first.xy).max() > 0.5  # the second pass did change something
 
 
-def test_passes_repeat_and_user_boxes_start_the_first_pass(plain, images):
-    im = images[1]
+def test_passes_repeat_and_user_boxes_start_the_first_pass(faces, odd_images):
+    im = odd_images[1]
     two = Detector.load("faces", refine=Refine(3.5, 2, upright=False))
-    xy = plain.detect(im, box=(10, 5, 60, 70)).xy
+    xy = faces.detect(im, box=(10, 5, 60, 70)).xy
     for _ in range(2):
-        xy = plain.detect(im, box=refine_boxes(xy[None], 3.5)[0]).xy
+        xy = faces.detect(im, box=refine_boxes(xy[None], 3.5)[0]).xy
     np.testing.assert_allclose(two.detect(im, box=(10, 5, 60, 70)).xy, xy, atol=1e-4)
 
 
-def test_batch_equals_single_images(images):
+def test_batch_equals_single_images(odd_images):
     det = Detector.load("faces", refine=Refine(upright=False))  # upright boxes: tests/lkdetect/test_upright.py
-    batch = det.detect_batch(images, batch_size=2)
-    for i, im in enumerate(images):
+    batch = det.detect_batch(odd_images, batch_size=2)
+    for i, im in enumerate(odd_images):
         np.testing.assert_allclose(batch.xy[i], det.detect(im).xy, atol=1e-4)
     assert det.detect_batch([]).xy.shape == (0, det.num_keypoints, 2)
 
 
-def test_switch_on_and_off(plain, images):
+def test_switch_on_and_off(faces, odd_images):
     det = Detector.load("faces")
     assert det.refine is None
     det.refine = 3.0
     assert det.refine == Refine(3.0, upright=True)  # resolved: the shipped faces carry the upright reference
     det.refine = None
-    np.testing.assert_array_equal(det.detect(images[0]).xy, plain.detect(images[0]).xy)
+    np.testing.assert_array_equal(det.detect(odd_images[0]).xy, faces.detect(odd_images[0]).xy)
 
 
-def test_onnx_detector_refines_alike(plain, images, tmp_path):
+def test_onnx_detector_refines_alike(faces, odd_images, tmp_path):
     from lkdetect.onnx import OnnxDetector
 
-    ort = OnnxDetector(export_onnx(plain, plain.metadata, tmp_path / "m.onnx"), refine=True)
+    ort = OnnxDetector(export_onnx(faces, faces.metadata, tmp_path / "m.onnx"), refine=True)
     ref = Detector.load("faces", refine=True)
-    np.testing.assert_allclose(ort.detect_batch(images).xy, ref.detect_batch(images).xy, atol=2e-2)
+    np.testing.assert_allclose(ort.detect_batch(odd_images).xy, ref.detect_batch(odd_images).xy, atol=2e-2)
 
 
-def test_small_faces_in_a_large_frame_are_found_as_if_cropped(plain, data_root):
+def test_small_faces_in_a_large_frame_are_found_as_if_cropped(faces, data_root):
     """What refinement is for: an 80 px face pasted into a 240 px black frame reaches the network at a third of
     its scale; refined keypoints agree with those found on the face alone much better than unrefined ones."""
     from PIL import Image
@@ -121,14 +110,14 @@ def test_small_faces_in_a_large_frame_are_found_as_if_cropped(plain, data_root):
     root = data_root / "mtfl80"
     lines = (root / "training.txt").read_text().split("\n")
     paths = [root / ln.split()[0].replace("\\", "/") for ln in lines[:400:10] if ln.strip()]
-    faces = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+    crops = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
     frames = []
-    for face in faces:
+    for face in crops:
         frame = np.zeros((240, 240, 3), np.uint8)
         frame[100:180, 60:140] = face
         frames.append(frame)
-    alone = plain.detect_batch(faces).xy + [60, 100]
-    unrefined = plain.detect_batch(frames).xy
+    alone = faces.detect_batch(crops).xy + [60, 100]
+    unrefined = faces.detect_batch(frames).xy
     refined = Detector.load("faces", refine=True).detect_batch(frames).xy
     dev_plain = np.linalg.norm(unrefined - alone, axis=-1).mean()
     dev_refined = np.linalg.norm(refined - alone, axis=-1).mean()

@@ -113,27 +113,16 @@ def test_reference_is_checked():
             check_reference(bad, 5)
 
 
-@pytest.fixture(scope="module")
-def faces():
-    return Detector.load("faces")
-
-
-@pytest.fixture(scope="module")
-def images():
-    rng = np.random.default_rng(3)
-    return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((80, 80), (90, 130), (150, 70))]
-
-
 def test_shipped_faces_carry_the_upright_reference(faces):
     ref = check_reference(faces.metadata["upright_keypoints"], faces.num_keypoints)
     assert ((ref >= 0) & (ref <= 63)).all()
 
 
-def test_upright_pass_is_a_detection_on_the_turned_box(faces, images):
+def test_upright_pass_is_a_detection_on_the_turned_box(faces, odd_images):
     det = Detector.load("faces", refine=Refine(3.0, upright=True))
     ref = np.asarray(faces.metadata["upright_keypoints"])
     size = faces.input_size
-    for im in images:
+    for im in odd_images:
         first = faces.detect(im).xy
         side = refine_boxes(first[None], 3.0)[0, 2]
         rot = rotation_matrices(roll_angles(first[None], ref))
@@ -143,18 +132,18 @@ def test_upright_pass_is_a_detection_on_the_turned_box(faces, images):
         np.testing.assert_allclose(det.detect(im).xy, want, atol=1e-4)
 
 
-def test_upright_batch_equals_single_images_and_onnx_alike(faces, images, tmp_path):
+def test_upright_batch_equals_single_images_and_onnx_alike(faces, odd_images, tmp_path):
     from lkdetect.onnx import OnnxDetector, export_onnx
 
     det = Detector.load("faces", refine=Refine(upright=True))
-    batch = det.detect_batch(images, batch_size=2)
-    for i, im in enumerate(images):
+    batch = det.detect_batch(odd_images, batch_size=2)
+    for i, im in enumerate(odd_images):
         np.testing.assert_allclose(batch.xy[i], det.detect(im).xy, atol=1e-3)  # batched convolution rounding
     ort = OnnxDetector(export_onnx(faces, faces.metadata, tmp_path / "m.onnx"), refine=Refine(upright=True))
-    np.testing.assert_allclose(ort.detect_batch(images).xy, batch.xy, atol=2e-2)
+    np.testing.assert_allclose(ort.detect_batch(odd_images).xy, batch.xy, atol=2e-2)
 
 
-def test_the_default_follows_the_weights(faces, images, tmp_path):
+def test_the_default_follows_the_weights(faces, odd_images, tmp_path):
     """``refine=True`` turns boxes upright on weights with the reference and keeps them axis-aligned on weights
     without it; asking for upright boxes there is refused."""
     from lkdetect.weights import load_weights, save_weights
@@ -165,7 +154,8 @@ def test_the_default_follows_the_weights(faces, images, tmp_path):
     old = Detector.load(tmp_path / "old.safetensors", refine=True)
     assert old.refine == Refine(upright=False)
     np.testing.assert_allclose(
-        old.detect_batch(images).xy, Detector.load("faces", refine=Refine(upright=False)).detect_batch(images).xy
+        old.detect_batch(odd_images).xy,
+        Detector.load("faces", refine=Refine(upright=False)).detect_batch(odd_images).xy,
     )
     with pytest.raises(ValueError, match="add-flip"):
         old.refine = Refine(upright=True)
@@ -173,7 +163,7 @@ def test_the_default_follows_the_weights(faces, images, tmp_path):
     new = Detector.load("faces", refine=True)
     assert new.refine == Refine(upright=True)
     np.testing.assert_allclose(
-        new.detect_batch(images).xy, Detector.load("faces", refine=Refine(upright=True)).detect_batch(images).xy
+        new.detect_batch(odd_images).xy, Detector.load("faces", refine=Refine(upright=True)).detect_batch(odd_images).xy
     )
 
 
