@@ -69,15 +69,13 @@ def teacher_keypoints(
 
     With ``tta`` the teacher averages mirrored x zoomed views; that needs ``flip_permutation`` in its metadata
     (``lkdetect add-flip WEIGHTS`` adds it). ``refine`` > 0 detects again on a box of that many times the
-    keypoints' spread (:mod:`lkdetect.refine`); 0 is off.
+    keypoints' spread (:mod:`lkdetect.refine`); 0 is off. The teacher's input size need not be the images' side
+    (a student trained at another input size): it resizes them as it does any image, and its keypoints come back in
+    the images' pixels.
     """
     from ..detector import Detector
 
     det = Detector.load(teacher, device=device, tta=tta, refine=refine or None)
-    if tuple(det.input_size) != images.shape[1:3]:
-        raise ValueError(
-            f"teacher {teacher} takes {tuple(det.input_size)} inputs, the real images are {images.shape[1:3]}"
-        )
     kp = det.detect_batch(images, batch_size=256)
     return kp.xy.astype(np.float32), kp.scores.astype(np.float32)
 

@@ -263,6 +263,26 @@ def test_distillation_a_teacher_of_another_network_labels_the_real_images(gan_fi
     assert meta["teacher_sha256"] == file_sha256(teacher) and meta["init_sha256"] == file_sha256(student_init)
 
 
+def test_self_training_a_student_at_another_input_size(gan_file, teacher_and_real, tmp_path):
+    """network.input_size other than the teacher's (how the 80 px face detector learns from the 64 px one): the
+    student starts from the teacher's weights (the network takes any size), the real images and GAN pairs come at
+    the student's side, and the labels are the teacher's detections in those images' pixels."""
+    teacher, real = teacher_and_real
+    over = {"train.init": str(teacher), "train.real_data": str(real), "network.input_size": 48}
+    trainer = DetectorTrainer(get_config("tiny", over), gan_file, tmp_path / "s")
+    assert trainer.network.input_size == (48, 48) and Detector.load(teacher).input_size == (32, 32)
+    images = real_images(real, 48)
+    np.testing.assert_allclose(
+        trainer.real.keypoints, Detector.load(teacher, tta=True).detect_batch(images).xy, atol=1e-4
+    )
+    small = Detector.load(teacher, tta=True).detect_batch(real_images(real, 32)).xy
+    assert np.abs(trainer.real.keypoints - small * 1.5).mean() < np.abs(trainer.real.keypoints - small).mean()
+    x, y = trainer.batch()
+    assert x.shape == (8, 3, 48, 48) and y.shape == (8, 4, 2)
+    trainer.fit(1, progress=False)
+    assert Detector.load(tmp_path / "s" / "detector.safetensors").input_size == (48, 48)
+
+
 def test_self_training_on_several_real_folders(gan_file, teacher_and_real, tmp_path):
     teacher, real = teacher_and_real
     other = tmp_path / "more"
