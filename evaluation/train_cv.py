@@ -1,7 +1,7 @@
 """Cross-validation inside a benchmark's training split: compare detectors or fits without the test split.
 
     lkdetect train-cv mtfl --root ../shared/data/mtfl80 [--weights faces] [--folds 5] [--zoom 1.5] [--rotate 45 [180]]
-        [--fit lstsq [trimmed]] [--tta] [--refine [SIDE]] [--[no-]upright]
+        [--fit lstsq [trimmed]] [--tta] [--refine [SIDE]] [--[no-]upright] [--keep-search N]
 
 The training images are detected once, split into folds at random (seeded), and for each fold the regression is
 fitted on the other folds and scored on it, with the benchmark's own metric and the protocol's fit
@@ -22,6 +22,8 @@ faces, data README), made from training data only. Both the unzoomed and the zoo
 uniformly in +-D degrees (fixed by the seed and the image's path) about the image centre, the border reflected,
 landmarks mapped alike: the AFLW test faces include faces rotated far in the image plane (data README), the
 training faces hardly any. Several values give one reading each.
+
+``--keep-search N`` ranks every subset of N of the detector's keypoints by this CV (:mod:`evaluation.subset_search`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from .cli import parse_alias
 from .regression import FITS
 from .run import Detections, detect, score
 from .samples import Benchmark, Sample, resize_crop
+from .subset_search import print_search, search
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +172,14 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--tta", action="store_true", help="test-time augmentation (mirror x scales 0.9, 1.0, 1.1)")
     add_refine_argument(ap)
+    ap.add_argument(
+        "--keep-search",
+        type=int,
+        default=None,
+        metavar="N",
+        help="also rank every subset of N of the detector's keypoints by this CV (per class with --classes), for "
+        "lkdetect keep-keypoints",
+    )
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -179,6 +190,8 @@ def check_arguments(args: argparse.Namespace) -> None:
         if not 0 <= d <= 180:
             raise ValueError(f"--rotate must be between 0 and 180 degrees, got {d:g}")
     refine_from_args(args)  # SIDE > 0
+    if args.keep_search is not None and args.keep_search < 1:
+        raise ValueError(f"--keep-search needs a subset size >= 1, got {args.keep_search}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -213,6 +226,9 @@ def run(args: argparse.Namespace) -> int:
             )
     if bench.name == "cub" and classes is not None:
         print_per_class(train, views, bench, classes, args)
+    if args.keep_search is not None:
+        rows = search(train, bench, args.keep_search, classes, args.folds, args.fit[0], args.seed)
+        print_search(rows, args.keep_search)
     return 0
 
 

@@ -85,6 +85,9 @@ class TrainConfig:
     threads: int = 0  # torch threads; 0 = leave torch's default
     amp: str = "auto"  # "auto": bf16 autocast only on a CPU with native bf16 (or CUDA); "bf16"; "off"
     keypoint_names: tuple[str, ...] = ()  # K names for the metadata; () = kp0 .. kp{K-1}
+    # Which of the GAN's keypoints the detector learns, in output order (--set train.keep_keypoints=2,3,6,9);
+    # () = all, or the subset of a train.init detector made by ``lkdetect keep-keypoints``.
+    keep_keypoints: tuple[int, ...] = ()
     # Fine-tuning and self-training on unlabelled real images (lkdetect.training.pseudo_labels); all off by default.
     init: str = ""  # detector weights to start from instead of random initialisation
     # MTFL / CUB root or image folder, or several as a list ("['A', 'B']" in --set): real images (never their
@@ -180,6 +183,8 @@ def validate(cfg: DetectorConfig) -> None:
         raise ValueError(f"train.amp must be 'auto', 'bf16' or 'off', got {t.amp!r}")
     if t.coord_weight < 0 or t.heatmap_weight < 0 or t.coord_weight + t.heatmap_weight == 0:
         raise ValueError("train.coord_weight and train.heatmap_weight must be >= 0, not both 0")
+    if len(set(t.keep_keypoints)) != len(t.keep_keypoints) or any(i < 0 for i in t.keep_keypoints):
+        raise ValueError(f"train.keep_keypoints needs distinct indices >= 0, got {list(t.keep_keypoints)}")
     if isinstance(t.real_data, tuple) and not all(t.real_data):
         raise ValueError(f"train.real_data lists an empty folder name: {list(t.real_data)}")
     if t.real_data:

@@ -19,7 +19,7 @@ import torch
 
 from ..models import resolve_weights
 from ..network import build_network
-from ..weights import load_weights, save_weights
+from ..weights import gan_keypoint_indices, load_weights, save_weights
 
 
 def parse_keep(text: str) -> list[int]:
@@ -61,7 +61,11 @@ def keep_keypoints(weights: str | Path, keep: list[int], out: str | Path) -> dic
         network=dict(subset.config),
         num_keypoints=len(keep),
         keypoint_names=[meta["keypoint_names"][i] for i in keep],
-        training={**(meta.get("training") or {}), "keypoint_subset": {"kept": keep, "source_sha256": meta["sha256"]}},
+        training={
+            **(meta.get("training") or {}),
+            # GAN keypoint indices: a subset of a subset keeps pointing at its GAN's keypoints
+            "keypoint_subset": {"kept": [gan_keypoint_indices(meta)[i] for i in keep], "source_sha256": meta["sha256"]},
+        },
     )
     perm = meta.get("flip_permutation")
     if perm is not None and all(perm[i] in keep for i in keep):

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError
-from ..weights import atomic_write, file_sha256
+from ..weights import atomic_write, file_sha256, gan_keypoint_indices, read_metadata
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +85,22 @@ def load_or_make(
     root: str | Path | Sequence[str | Path],
     size: int,
     teacher: str | Path,
-    num_keypoints: int,
+    keypoints: Sequence[int],
     tta: bool = True,
     device: str | torch.device = "cpu",
     refine: float = 0.0,
 ) -> PseudoLabels:
     """Pseudo-labels of the run: made once (images from ``root``, keypoints from ``teacher`` with ``tta`` and
-    ``refine``) and stored in ``run_dir/pseudo_labels.npz`` so that a resumed run trains on the same labels."""
+    ``refine``) and stored in ``run_dir/pseudo_labels.npz`` so that a resumed run trains on the same labels.
+
+    ``keypoints`` are the GAN keypoints the student learns, in order; the teacher must output each of them (all of
+    its GAN's, or a subset made by ``lkdetect keep-keypoints`` that holds them), and only those are kept.
+
+    Raises:
+        CheckpointError: the stored labels were made by another teacher, options or images, or the teacher does
+            not output one of ``keypoints``.
+    """
+    num_keypoints = len(keypoints)
     images = real_images(root, size)
     path = run_dir / PSEUDO_LABELS
     options = f"tta={bool(tta)} refine={float(refine):g}"
@@ -113,9 +122,16 @@ def load_or_make(
             )
         return PseudoLabels(images, kps, scores, sha)
     sha = file_sha256(teacher)
+    outputs = gan_keypoint_indices(read_metadata(teacher))
+    missing = [i for i in keypoints if i not in outputs]
+    if missing:
+        raise CheckpointError(
+            f"teacher {teacher} outputs GAN keypoints {outputs}; the student learns {list(keypoints)} "
+            f"({missing} missing)"
+        )
     kps, scores = teacher_keypoints(teacher, images, tta=tta, device=device, refine=refine)
-    if kps.shape[1] != num_keypoints:
-        raise CheckpointError(f"teacher {teacher} detects {kps.shape[1]} keypoints, the GAN has {num_keypoints}")
+    columns = [outputs.index(i) for i in keypoints]
+    kps, scores = kps[:, columns], scores[:, columns]
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:

@@ -17,6 +17,7 @@ test-time augmentation, estimated on the validation pairs (:mod:`lkdetect.traini
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -104,11 +105,14 @@ class DetectorTrainer:
 
         from ..base import resolve_device
 
-        self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.device = resolve_device(device)
+        resuming = resume and (self.run_dir / CHECKPOINT).exists()
+        self.cfg = cfg = cfg if resuming else with_init_subset(cfg)
         t = cfg.train
-        self.pairs = GanPairs(gan_path, cfg.network.input_size or None, t.gan_batch, self.device)
+        self.pairs = GanPairs(
+            gan_path, cfg.network.input_size or None, t.gan_batch, self.device, keypoints=t.keep_keypoints or None
+        )
         torch.manual_seed(t.seed)
         self.network = KeypointNet(**network_kwargs(cfg, self.pairs.num_keypoints, self.pairs.size)).to(self.device)
         self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=t.lr, weight_decay=t.weight_decay)
@@ -135,7 +139,7 @@ class DetectorTrainer:
                 t.real_data,
                 self.pairs.size,
                 t.teacher or t.init,
-                self.pairs.num_keypoints,
+                self.pairs.keypoints,
                 t.teacher_tta,
                 self.device,
                 t.teacher_refine,
@@ -292,6 +296,8 @@ class DetectorTrainer:
         t = self.cfg.train
         if t.init:
             training["init_sha256"] = self.init_sha256
+        if t.keep_keypoints:  # the GAN keypoints it outputs, as lkdetect keep-keypoints records them
+            training["keypoint_subset"] = {"kept": list(t.keep_keypoints), "source_sha256": self.pairs.sha256}
         if self.real is not None:
             training.update(
                 source="LatentKeypointGAN pairs and teacher-labelled real images (self-training)",
@@ -301,7 +307,8 @@ class DetectorTrainer:
                 teacher_tta=t.teacher_tta,
                 teacher_refine=t.teacher_refine,
             )
-        meta = make_metadata(self.network, self.cfg.train.keypoint_names or None, training, self.pairs.sha256)
+        names = t.keypoint_names or ([f"kp{i}" for i in t.keep_keypoints] if t.keep_keypoints else None)
+        meta = make_metadata(self.network, names, training, self.pairs.sha256)
         return {**meta, **flip_metadata(self.network, self.validation_set()[0])}
 
     def save(self) -> None:
@@ -339,6 +346,34 @@ class DetectorTrainer:
         except gan_checkpoint.CheckpointError as e:
             raise GANCheckpointError(*e.args) from e
         log.info("resumed %s at step %d", path, self.step)
+
+
+def with_init_subset(cfg: DetectorConfig) -> DetectorConfig:
+    """``cfg`` with ``train.keep_keypoints`` taken from its ``train.init`` detector when that one outputs a subset of
+    its GAN's keypoints (``lkdetect keep-keypoints``) and the config names none, so that the GAN pairs carry the
+    keypoints the detector learned.
+
+    Raises:
+        CheckpointError: the config names another subset than the init detector outputs.
+    """
+    from ..weights import gan_keypoint_indices, read_metadata
+
+    t = cfg.train
+    if not t.init:
+        return cfg
+    meta = read_metadata(t.init)
+    if (meta.get("training") or {}).get("keypoint_subset") is None:
+        return cfg
+    kept = tuple(gan_keypoint_indices(meta))
+    if not t.keep_keypoints:
+        log.info("train.init %s outputs GAN keypoints %s: training on those", t.init, list(kept))
+        return dataclasses.replace(cfg, train=dataclasses.replace(t, keep_keypoints=kept))
+    if t.keep_keypoints != kept:
+        raise CheckpointError(
+            f"train.init {t.init} outputs GAN keypoints {list(kept)}, "
+            f"train.keep_keypoints asks {list(t.keep_keypoints)}"
+        )
+    return cfg
 
 
 def _before(record: dict[str, Any], step: int) -> bool:

@@ -119,7 +119,8 @@ def test_rotated_benchmark_maps_landmarks_with_the_image_each_image_at_its_own_f
 
 
 @pytest.mark.parametrize(
-    "flags", [["--zoom", "0.5"], ["--refine", "0"], ["--rotate", "200"], ["--rotate", "45", "200"]]
+    "flags",
+    [["--zoom", "0.5"], ["--refine", "0"], ["--rotate", "200"], ["--rotate", "45", "200"], ["--keep-search", "0"]],
 )
 def test_cli_refuses_bad_zoom_and_refine_before_loading_anything(flags, capsys) -> None:
     from evaluation.train_cv import main

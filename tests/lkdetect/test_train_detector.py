@@ -235,7 +235,7 @@ def test_self_training_teacher_can_refine(gan_file, teacher_and_real, tmp_path):
     assert Detector.load(tmp_path / "s" / "detector.safetensors").metadata["training"]["teacher_refine"] == 3.0
     # the stored labels are not reused under other teacher options
     with pytest.raises(CheckpointError, match="teacher options"):
-        load_or_make(tmp_path / "s", real, 32, teacher, 4, tta=True, refine=0.0)
+        load_or_make(tmp_path / "s", real, 32, teacher, range(4), tta=True, refine=0.0)
     with pytest.raises(ValueError, match="teacher_refine"):
         get_config("tiny", {**over, "train.teacher_refine": -1.0})
 
@@ -307,6 +307,44 @@ def test_self_training_on_several_real_folders(gan_file, teacher_and_real, tmp_p
         get_config("tiny", {**over, "train.real_data": 3})
 
 
+def test_self_training_a_detector_that_keeps_some_gan_keypoints(gan_file, teacher_and_real, tmp_path):
+    """train.init a subset detector (lkdetect keep-keypoints; the shipped birds detector keeps GAN keypoints 2, 3,
+    6, 9): the GAN pairs and the teacher's labels carry those keypoints, in that order, and the student says so."""
+    from lkdetect.training.keep_keypoints import keep_keypoints
+
+    full, real = teacher_and_real
+    subset = tmp_path / "k31.safetensors"
+    keep_keypoints(full, [3, 1], subset)
+    over = {"train.init": str(subset), "train.real_data": str(real), "train.teacher_tta": False}
+    trainer = DetectorTrainer(get_config("tiny", over), gan_file, tmp_path / "s")
+    assert trainer.cfg.train.keep_keypoints == (3, 1) and trainer.pairs.num_keypoints == 2
+    _, shard_kps = trainer.shard()
+    np.testing.assert_array_equal(shard_kps, GanPairs(gan_file).get(0, 0, len(shard_kps))[1][:, [3, 1]])
+    images = real_images(real, 32)
+    np.testing.assert_allclose(trainer.real.keypoints, Detector.load(subset).detect_batch(images).xy, atol=1e-4)
+    trainer.fit(1, progress=False)
+    meta = Detector.load(tmp_path / "s" / "detector.safetensors").metadata
+    assert meta["training"]["keypoint_subset"]["kept"] == [3, 1] and meta["keypoint_names"] == ["kp3", "kp1"]
+    # resumed from its saved config; a subset of that subset still names GAN keypoints
+    assert DetectorTrainer(trainer.cfg, gan_file, tmp_path / "s", resume=True).pairs.keypoints == [3, 1]
+    keep_keypoints(tmp_path / "s" / "detector.safetensors", [1], tmp_path / "k1.safetensors")
+    assert Detector.load(tmp_path / "k1.safetensors").metadata["training"]["keypoint_subset"]["kept"] == [1]
+
+    # a teacher of all K labels the student's keypoints only
+    over_full = {**over, "train.teacher": str(full)}
+    labelled = DetectorTrainer(get_config("tiny", over_full), gan_file, tmp_path / "t").real.keypoints
+    np.testing.assert_allclose(labelled, Detector.load(full).detect_batch(images).xy[:, [3, 1]], atol=1e-4)
+    # a teacher that lacks one of them, another subset than the init's, an index the GAN lacks
+    with pytest.raises(CheckpointError, match=r"\[3\] missing"):
+        load_or_make(tmp_path / "u", real, 32, tmp_path / "k1.safetensors", [3, 1], tta=False)
+    with pytest.raises(CheckpointError, match="keep_keypoints asks"):
+        DetectorTrainer(get_config("tiny", {**over, "train.keep_keypoints": (1, 3)}), gan_file, tmp_path / "v")
+    with pytest.raises(ValueError, match="cannot keep"):
+        DetectorTrainer(get_config("tiny", {"train.keep_keypoints": (0, 4)}), gan_file, tmp_path / "w")
+    with pytest.raises(ValueError, match="distinct"):
+        get_config("tiny", parse_overrides(["train.keep_keypoints=1,1"]))
+
+
 def test_self_training_bad_settings(gan_file, teacher_and_real, tmp_path):
     teacher, real = teacher_and_real
     with pytest.raises(ValueError, match="teacher"):
@@ -330,7 +368,7 @@ def test_self_training_bad_settings(gan_file, teacher_and_real, tmp_path):
     cfg = get_config("tiny", {"train.init": str(teacher), "train.real_data": str(real)})
     DetectorTrainer(cfg, gan_file, tmp_path / "c").fit(1, progress=False)
     with pytest.raises(CheckpointError, match="another teacher"):
-        load_or_make(tmp_path / "c", real, 32, tmp_path / "k3.safetensors", 4)
+        load_or_make(tmp_path / "c", real, 32, tmp_path / "k3.safetensors", range(4))
 
 
 def test_a_broken_gan_file_is_both_an_lkdetect_and_a_gan_checkpoint_error(tmp_path):
