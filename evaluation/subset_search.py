@@ -37,8 +37,12 @@ def search(
     folds: int = 5,
     fit: str = "lstsq",
     seed: int = 0,
+    flip_permutation: list[int] | None = None,
 ) -> list[dict[str, Any]]:
     """Cross-validate every subset of ``size`` of the detections' keypoints, best first.
+
+    With ``flip_permutation`` only the subsets that hold each kept keypoint's mirror are searched: the detections
+    were made with mirrored test-time augmentation, which a subset detector can repeat only then.
 
     Returns:
         One dict per subset: ``keypoints`` (tuple), ``all`` (CV error over all images, %), and with ``classes``
@@ -54,6 +58,10 @@ def search(
     if not 1 <= size <= k:
         raise ValueError(f"--keep-search needs a size in 1..{k} (the detector's keypoints), got {size}")
     subsets = list(itertools.combinations(range(k), size))
+    if flip_permutation is not None:
+        subsets = [s for s in subsets if all(flip_permutation[i] in s for i in s)]
+        if not subsets:
+            raise ValueError(f"no subset of {size} keypoints holds the mirror of each (flip {flip_permutation})")
     if len(subsets) > MAX_SUBSETS:
         raise ValueError(f"{len(subsets)} subsets of {size} of {k} keypoints; at most {MAX_SUBSETS} are searched")
     rows = []
@@ -69,11 +77,13 @@ def search(
     return sorted(rows, key=lambda r: (r["per_class"] if classes else r["all"], r["keypoints"]))
 
 
-def print_search(rows: list[dict[str, Any]], size: int, top: int = 10) -> None:
-    """The ``top`` rows of :func:`search` as a markdown table."""
+def print_search(rows: list[dict[str, Any]], size: int, top: int = 10, closed: bool = False) -> None:
+    """The ``top`` rows of :func:`search` as a markdown table (``closed``: only subsets closed under the flip)."""
     per = "per_class" in rows[0]
     by = "per-class CV mean" if per else "CV over all images"
-    print(f"\nsubsets of {size} keypoints ({len(rows)} searched; the detector's output indices), best by the {by}")
+    which = "that hold each kept keypoint's mirror, " if closed else ""
+    n = len(rows)
+    print(f"\nsubsets of {size} keypoints {which}({n} searched; the detector's output indices), best by the {by}")
     extra = " per-class CV mean % | classes beating the mean shape |" if per else ""
     print("| rank | keypoints | CV all images % |" + extra)
     print("|---|---|---|" + ("---|---|" if per else ""))

@@ -23,7 +23,8 @@ uniformly in +-D degrees (fixed by the seed and the image's path) about the imag
 landmarks mapped alike: the AFLW test faces include faces rotated far in the image plane (data README), the
 training faces hardly any. Several values give one reading each.
 
-``--keep-search N`` ranks every subset of N of the detector's keypoints by this CV (:mod:`evaluation.subset_search`).
+``--keep-search N`` ranks every subset of N of the detector's keypoints by this CV (:mod:`evaluation.subset_search`);
+with ``--tta`` only the subsets that keep each keypoint's mirror (a subset detector can repeat mirrored TTA only then).
 """
 
 from __future__ import annotations
@@ -227,8 +228,10 @@ def run(args: argparse.Namespace) -> int:
     if bench.name == "cub" and classes is not None:
         print_per_class(train, views, bench, classes, args)
     if args.keep_search is not None:
-        rows = search(train, bench, args.keep_search, classes, args.folds, args.fit[0], args.seed)
-        print_search(rows, args.keep_search)
+        # with mirrored TTA only the subsets that keep each keypoint's mirror can repeat it
+        perm = detector.metadata.get("flip_permutation") if detector.tta and detector.tta.flip else None
+        rows = search(train, bench, args.keep_search, classes, args.folds, args.fit[0], args.seed, perm)
+        print_search(rows, args.keep_search, closed=perm is not None)
     return 0
 
 

@@ -36,6 +36,14 @@ def test_the_informative_keypoints_rank_first_overall_and_per_class() -> None:
     assert [r["per_class"] for r in per] == sorted(r["per_class"] for r in per)
 
 
+def test_with_a_flip_permutation_only_subsets_that_keep_each_mirror_are_searched() -> None:
+    det = detections()
+    rows = search(det, BENCH, 2, flip_permutation=[1, 0, 2, 3])  # 0 and 1 mirror each other, 2 and 3 are central
+    assert sorted(r["keypoints"] for r in rows) == [(0, 1), (2, 3)]
+    with pytest.raises(ValueError, match="mirror"):
+        search(det, BENCH, 1, flip_permutation=[1, 0, 3, 2])
+
+
 def test_keep_takes_keypoints_in_order_and_bad_sizes_are_refused() -> None:
     det = detections(30)
     np.testing.assert_array_equal(keep(det, (2, 0)).xy, det.xy[:, [2, 0]])
