@@ -181,6 +181,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
         help="also rank every subset of N of the detector's keypoints by this CV (per class with --classes), for "
         "lkdetect keep-keypoints",
     )
+    ap.add_argument("--keep-top", type=int, default=10, metavar="M", help="rows of --keep-search printed (0: all)")
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -231,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
         # with mirrored TTA only the subsets that keep each keypoint's mirror can repeat it
         perm = detector.metadata.get("flip_permutation") if detector.tta and detector.tta.flip else None
         rows = search(train, bench, args.keep_search, classes, args.folds, args.fit[0], args.seed, perm)
-        print_search(rows, args.keep_search, closed=perm is not None)
+        print_search(rows, args.keep_search, args.keep_top or len(rows), closed=perm is not None)
     return 0
 
 
