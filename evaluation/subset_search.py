@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .cv import cross_validate, per_class
 from .run import Detections
 from .samples import Benchmark
 
@@ -52,8 +53,6 @@ def search(
     Raises:
         ValueError: ``size`` outside 1..K, or more than :data:`MAX_SUBSETS` subsets.
     """
-    from .train_cv import cross_validate, per_class
-
     k = train.xy.shape[1]
     if not 1 <= size <= k:
         raise ValueError(f"--keep-search needs a size in 1..{k} (the detector's keypoints), got {size}")
