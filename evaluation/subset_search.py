@@ -80,9 +80,9 @@ def print_search(rows: list[dict[str, Any]], size: int, top: int = 10, closed: b
     """The ``top`` rows of :func:`search` as a markdown table (``closed``: only subsets closed under the flip)."""
     per = "per_class" in rows[0]
     by = "per-class CV mean" if per else "CV over all images"
-    which = "that hold each kept keypoint's mirror, " if closed else ""
+    which = " that hold each kept keypoint's mirror" if closed else ""
     n = len(rows)
-    print(f"\nsubsets of {size} keypoints {which}({n} searched; the detector's output indices), best by the {by}")
+    print(f"\nsubsets of {size} keypoints{which} ({n} searched; the detector's output indices), best by the {by}")
     extra = " per-class CV mean % | classes beating the mean shape |" if per else ""
     print("| rank | keypoints | CV all images % |" + extra)
     print("|---|---|---|" + ("---|---|" if per else ""))

@@ -22,7 +22,7 @@ from lkdetect import Detector
 from lkdetect.cli import main as cli
 from lkdetect.learn.select import choose, score_row
 from lkdetect.network import KeypointNet
-from lkdetect.weights import make_metadata, save_weights
+from lkdetect.weights import file_sha256, make_metadata, save_weights
 
 REPO = Path(__file__).resolve().parents[1]
 # 120 GAN iterations with snapshots every 40: candidates at 80 and 120; the default 6 detector iterations
@@ -67,12 +67,14 @@ def test_end_to_end_every_stage_done_and_the_chosen_snapshot_kept(learned):
         "gan",
         "select",
         "detector",
+        "selftrain",
         "flip",
         "export",
         "report",
     ]
     assert st["stages"]["gan"]["iterations"] == 120 and st["stages"]["gan"]["images_seen"] == 120 * 4
     assert st["stages"]["detector"]["iterations"] == 6
+    assert st["stages"]["selftrain"]["iterations"] == 4 and st["stages"]["selftrain"]["real_images"] == 20
     select = st["stages"]["select"]
     assert [c["step"] for c in select["candidates"]] == [80, 120]  # the second half only
     best = max((c for c in select["candidates"] if c["alive"]), key=lambda c: (c["score"], c["step"]))
@@ -85,6 +87,12 @@ def test_end_to_end_every_stage_done_and_the_chosen_snapshot_kept(learned):
     assert det.num_keypoints == 4 and tuple(det.input_size) == (32, 32)
     assert det.metadata["flip_permutation"] == st["stages"]["flip"]["flip_permutation"]
     assert det.metadata["training"]["gan_file"] == "gan.safetensors"
+    # the result is the self-trained detector: it learned from the 20 images, labelled by the detector stage's
+    # weights with mirrored TTA and refinement, and started from them
+    training = det.metadata["training"]
+    teacher_sha = file_sha256(learned / "detector" / "detector.safetensors")
+    assert training["real_images"] == 20 and training["teacher_tta"] is True and training["teacher_refine"] == 3.5
+    assert training["teacher_sha256"] == teacher_sha == training["init_sha256"] and training["iterations"] == 4
 
 
 def test_result_loads_in_pytorch_and_onnxruntime_with_the_same_keypoints(learned, images):
@@ -128,6 +136,7 @@ def test_dry_run_prints_plan_and_estimate_and_writes_nothing(tmp_path, images, c
     gan_row = re.search(r"^gan\s+120\s+4\s+480\s+(\d+) s\s+LatentKeypointGAN, K = 4, 32 px, on 20 images", out, re.M)
     assert gan_row, out
     assert re.search(r"^detector\s+6\s+8\s+48\s", out, re.M), out
+    assert re.search(r"^selftrain\s+4\s+8\s+32\s+(\d+) s\s+self-training", out, re.M), out
     assert re.search(r"GAN (\d+\.\d+) s/it", out) and float(re.search(r"GAN (\d+\.\d+) s/it", out)[1]) > 0
     for stage in ("select", "flip", "export", "report", "total"):
         assert re.search(rf"^{stage}\s", out, re.M), stage
@@ -212,7 +221,7 @@ def test_kill_9_mid_gan_stage_then_resume_finishes_like_an_uninterrupted_run(tmp
     assert state(run)["stages"]["gan"]["status"] == "running"  # killed inside the stage
     assert cli(["learn", "--out", str(run), "--resume", "--threads", "1", "--no-progress"]) == 0
     st = state(run)
-    assert all(v["status"] == "done" for v in st["stages"].values()) and len(st["stages"]) == 6
+    assert all(v["status"] == "done" for v in st["stages"].values()) and len(st["stages"]) == 7
     assert 0 < st["stages"]["gan"]["resumed_at"] < 120  # continued from its checkpoint, not from scratch
     steps = [
         r["step"] for r in map(json.loads, (run / "gan" / "stats.jsonl").read_text().splitlines()) if "loss_d" in r
@@ -321,12 +330,37 @@ def test_settings_of_one_root_and_of_several_round_trip_and_old_state_loads(tmp_
     (run / "learn.json").write_text(json.dumps(old))
     st = RunState.load(run)
     assert st.settings.data == str(a) and st.settings.data_roots() == [str(a)]
+    assert st.settings.selftrain_iterations == 0  # nor had it a self-training stage: it resumes without one
     b = write_images(tmp_path / "b", n=16, seed=1)
     resume = ["learn", "--out", str(run), "--resume", "--threads", "1"]
     assert cli([*resume, "--data", str(a), "--data", str(b), "--dry-run"]) == 2
     assert re.search(r"these differ: --data \(run: '.*a', given: \('.*a', '.*b'\)\)", capsys.readouterr().err)
     assert cli([*resume, "--data", str(a), "--dry-run"]) == 0  # one --data: the same setting as the saved string
     assert f"data: image folder {a}: 16 usable images" in capsys.readouterr().out
+
+
+def test_selftrain_settings_resolve_to_the_stage_config_or_to_none(tmp_path):
+    from lkdetect.learn.plan import Settings, resolve, stage_table
+    from lkdetect.learn.stages import Context, final_source
+
+    r = resolve(Settings(data=("/x/a", "/x/b"), preset="tiny", classes="4,5"))
+    t = r.selftrain.train
+    assert t.iterations == 4 and t.real_data == ("/x/a", "/x/b") and t.real_classes == (4, 5)
+    assert t.teacher_tta and t.teacher_refine == 3.5 and t.lr == r.detector.train.lr / 4
+    assert r.selftrain.network == r.detector.network
+    assert resolve(Settings(data="/x/a", preset="tiny", selftrain_iterations=9)).selftrain.train.iterations == 9
+    off = resolve(Settings(data="/x/a", preset="tiny", selftrain_iterations=0))
+    assert off.selftrain is None and [row["what"] for row in stage_table(off, 10) if row["stage"] == "selftrain"] == [
+        "off (--selftrain-iterations 0)"
+    ]
+    # the flip stage completes the self-trained weights, or without self-training the detector stage's
+    on = Context(tmp_path, None, r, None, "cpu", False)
+    assert final_source(on) == tmp_path / "selftrain" / "detector.safetensors"
+    assert (
+        final_source(Context(tmp_path, None, off, None, "cpu", False)) == tmp_path / "detector" / "detector.safetensors"
+    )
+    with pytest.raises(ValueError, match="selftrain-iterations"):
+        resolve(Settings(data="/x/a", preset="tiny", selftrain_iterations=-1))
 
 
 def test_learn_on_two_folders_trains_on_both_and_records_them(tmp_path, capsys):

@@ -24,6 +24,7 @@ SETTING_FLAGS = {
     "classes": "--classes",
     "snapshot": "--snapshot",
     "flip_pairs": "--flip-pairs",
+    "selftrain_iterations": "--selftrain-iterations",
 }
 
 
@@ -46,6 +47,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--snapshot", default=None, choices=("best", "last"), help="GAN snapshot: by metrics (default) or last"
     )
     p.add_argument("--flip-pairs", type=int, default=None, help="GAN pairs for the flip pairing (default 4 x val)")
+    p.add_argument(
+        "--selftrain-iterations",
+        type=int,
+        default=None,
+        metavar="N",
+        help="self-training iterations on the images the detector labels itself (default: the detector preset's; "
+        "0: none)",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
     p.add_argument("--dry-run", action="store_true", help="print the plan and a measured time estimate; train nothing")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
@@ -69,6 +78,7 @@ def given_settings(args: argparse.Namespace) -> dict:
         "classes": args.classes,
         "snapshot": args.snapshot,
         "flip_pairs": args.flip_pairs,
+        "selftrain_iterations": args.selftrain_iterations,
     }
     return {k: v for k, v in values.items() if v is not None}
 

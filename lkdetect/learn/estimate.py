@@ -20,6 +20,7 @@ import torch
 from .data import DataSummary
 from .plan import Resolved, detector_pairs, snapshot_steps
 
+TEACHER_PASSES = 12  # the self-training teacher: 6 views (mirrored x 3 scales), then as many on its refined boxes
 FIXED_SECONDS = {"select": 1.0, "export": 3.0, "report": 10.0}  # not measured: a few seconds each
 
 
@@ -75,7 +76,8 @@ def gan_seconds(r: Resolved, tmp: Path, device: str, budget: float) -> tuple[dic
 
 
 def detector_seconds(r: Resolved, gan_path: Path, tmp: Path, device: str, budget: float) -> dict[str, float]:
-    """Measured costs of the detector stage: s/it, a checkpoint, and GAN pairs per second."""
+    """Measured costs of the detector stage: s/it, a checkpoint, GAN pairs per second, and one image's detection
+    (``per_image``, one network pass)."""
     from ..training.pairs import GanPairs
     from ..training.trainer import DetectorTrainer
 
@@ -87,11 +89,16 @@ def detector_seconds(r: Resolved, gan_path: Path, tmp: Path, device: str, budget
     trainer.next_step()  # draws its small shard
     per_it = _mean_step(trainer.next_step, budget)
     checkpoint = timed(trainer.save)
+    images, _ = trainer.batch()
+    with torch.no_grad():
+        trainer.network.eval()
+        trainer.network(images)  # warm-up
+        per_image = timed(lambda: trainer.network(images)) / len(images)
     pairs = GanPairs(gan_path, r.detector.network.input_size or None, t.gan_batch)
     n = min(t.gan_batch, 128)
     pairs.get(t.seed, 0, 4)  # warm-up
     per_pair = timed(lambda: pairs.get(t.seed, 0, n)) / n
-    return {"per_it": per_it, "checkpoint": checkpoint, "per_pair": per_pair}
+    return {"per_it": per_it, "checkpoint": checkpoint, "per_pair": per_pair, "per_image": per_image}
 
 
 def load_seconds(roots: list[str], summaries: list[DataSummary], resolution: int, classes: list[int] | None) -> float:
@@ -139,6 +146,7 @@ def estimate(
         "detector": dm["per_it"] * d.iterations
         + dm["per_pair"] * detector_pairs(r.detector)
         + dm["checkpoint"] * det_ckpts,
+        "selftrain": selftrain_seconds(r, dm, load, sum(s.usable for s in summaries)),
         "flip": dm["per_pair"] * r.flip_pairs,
         **FIXED_SECONDS,
     }
@@ -149,6 +157,21 @@ def estimate(
         f"({sum(FIXED_SECONDS.values()):.0f} s assumed); measuring took {time.perf_counter() - t0:.0f} s"
     )
     return seconds, note + load_note()
+
+
+def selftrain_seconds(r: Resolved, dm: dict[str, float], load: float, images: int) -> float:
+    """The self-training stage from the detector's measured costs: loading the images again, labelling each with
+    :data:`TEACHER_PASSES` network passes, then its iterations, pairs and checkpoints."""
+    if r.selftrain is None:
+        return 0.0
+    t = r.selftrain.train
+    return (
+        load
+        + dm["per_image"] * TEACHER_PASSES * images
+        + dm["per_it"] * t.iterations
+        + dm["per_pair"] * detector_pairs(r.selftrain)
+        + dm["checkpoint"] * math.ceil(t.iterations / t.checkpoint_every)
+    )
 
 
 def load_note() -> str:

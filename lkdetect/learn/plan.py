@@ -1,6 +1,6 @@
 """The settings of an ``lkdetect learn`` run, the configurations they resolve to, and its stages.
 
-A run is six stages, each with its own output in the run directory:
+A run is seven stages, each with its own output in the run directory:
 
 ======== ================================================================ ===================================
 stage    what                                                             output
@@ -8,10 +8,16 @@ stage    what                                                             output
 gan      train LatentKeypointGAN on the images (:class:`gan.train.Trainer`) ``gan/`` (a train-gan run)
 select   choose a snapshot by label-free metrics (:mod:`.select`)           ``gan.safetensors``
 detector train the detector on the chosen GAN's pairs (train-detector)     ``detector/`` (a train-detector run)
+selftrain fine-tune it on the training images it labels itself (TTA)       ``selftrain/`` (a train-detector run)
 flip     the keypoints' flip pairing on more GAN pairs (add-flip)          ``detector.safetensors``
 export   the ONNX model, checked against PyTorch                           ``detector.onnx``
 report   samples, edits, detections, diagnostics over training, speed     ``report/index.html``
 ======== ================================================================ ===================================
+
+Self-training (:mod:`lkdetect.training.pseudo_labels`) reads the same images as the GAN, never labels: the detector
+labels them averaging mirrored and zoomed views and refining, then learns from half GAN pairs, half those images. On
+CUB it lowered the training-split CV of the regression from 18.09 to 16.41 % (birds detector card).
+``--selftrain-iterations 0`` leaves it out.
 """
 
 from __future__ import annotations
@@ -21,9 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-STAGES = ("gan", "select", "detector", "flip", "export", "report")
+STAGES = ("gan", "select", "detector", "selftrain", "flip", "export", "report")
 # the detector preset that goes with each GAN preset (see lkdetect.training.config)
 DETECTOR_PRESET = {"tiny": "tiny", "cpu64": "cpu", "paper128": "gpu"}
+# self-training iterations by detector preset (the birds release: 2,000 x 64 on one CPU core, about 11 minutes)
+SELFTRAIN_ITERATIONS = {"tiny": 4, "cpu": 2000, "gpu": 2000}
+SELFTRAIN_REFINE = 3.5  # the teacher's refinement box, times its keypoints' spread
 SNAPSHOT_RULES = ("best", "last")  # best: lkdetect.learn.select; last: the final snapshot
 GAN_WEIGHTS = "gan.safetensors"  # the chosen GAN snapshot
 DETECTOR_WEIGHTS = "detector.safetensors"  # the result (lkdetect.models.RUN_WEIGHTS: Detector.load(RUN) reads it)
@@ -45,6 +54,7 @@ class Settings:
     classes: str | None = None  # CUB roots only: class ids
     snapshot: str = "best"  # SNAPSHOT_RULES
     flip_pairs: int | None = None  # GAN pairs for the flip pairing; None = 4 x the detector's validation pairs
+    selftrain_iterations: int | None = None  # None = SELFTRAIN_ITERATIONS of the detector preset; 0 = no self-training
 
     def data_roots(self) -> list[str]:
         """The training roots in order (one for a learn.json written before several were possible)."""
@@ -58,6 +68,7 @@ class Settings:
         names = {f.name for f in dataclasses.fields(cls)}
         if set(d) - names:
             raise KeyError(f"unknown learn settings {sorted(set(d) - names)}")
+        d = {"selftrain_iterations": 0, **d}  # a learn.json written before the stage existed: without it
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
@@ -67,6 +78,7 @@ class Resolved:
 
     gan: Any  # gan.config.GANConfig (train.iterations set)
     detector: Any  # lkdetect.training.config.DetectorConfig (train.iterations set: its learning-rate schedule)
+    selftrain: Any  # the self-training stage's DetectorConfig (train.init and train.real_data set), or None
     flip_pairs: int
     classes: list[int] | None
 
@@ -102,7 +114,35 @@ def resolve(s: Settings) -> Resolved:
     flip = s.flip_pairs if s.flip_pairs is not None else 4 * det_cfg.train.val_size
     if flip < 1:
         raise ValueError(f"--flip-pairs must be >= 1, got {flip}")
-    return Resolved(gan_cfg, det_cfg, flip, parse_classes(s.classes))
+    classes = parse_classes(s.classes)
+    preset = s.detector_preset or DETECTOR_PRESET.get(s.preset, "cpu")
+    n = s.selftrain_iterations if s.selftrain_iterations is not None else SELFTRAIN_ITERATIONS.get(preset, 2000)
+    if n < 0:
+        raise ValueError(f"--selftrain-iterations must be >= 0 (0: no self-training), got {n}")
+    return Resolved(gan_cfg, det_cfg, selftrain_config(det_cfg, n, s.data_roots(), classes), flip, classes)
+
+
+def selftrain_config(det_cfg: Any, iterations: int, roots: list[str], classes: list[int] | None) -> Any:
+    """The self-training stage's config: the detector stage's network and augmentation, fine-tuned from its weights
+    (``train.init``, set by the stage) on half GAN pairs, half the run's images labelled by it with mirrored TTA and
+    refinement; a quarter of its learning rate, with a short warm-up. None when ``iterations`` is 0."""
+    if iterations == 0:
+        return None
+    t = det_cfg.train
+    train = dataclasses.replace(
+        t,
+        iterations=iterations,
+        warmup=max(1, min(100, iterations // 20)),
+        lr=t.lr / 4,
+        init="detector/" + DETECTOR_WEIGHTS,  # relative to the run directory; the stage makes it absolute
+        real_data=roots[0] if len(roots) == 1 else tuple(roots),
+        real_classes=tuple(classes or ()),
+        real_fraction=0.5,
+        teacher="",
+        teacher_tta=True,
+        teacher_refine=SELFTRAIN_REFINE,
+    )
+    return dataclasses.replace(det_cfg, train=train)
 
 
 def snapshot_steps(total: int, every: int) -> list[int]:
@@ -138,10 +178,25 @@ def stage_table(r: Resolved, images: int) -> list[dict[str, Any]]:
             images=d.iterations * d.batch_size,
             what=f"{r.detector.network.backbone} on {detector_pairs(r.detector):,} fresh GAN pairs",
         ),
+        selftrain_row(r),
         dict(stage="flip", what=f"flip pairing of the keypoints on {r.flip_pairs:,} GAN pairs"),
         dict(stage="export", what="ONNX model, compared with PyTorch"),
         dict(stage="report", what="report/index.html: samples, edits, detections, diagnostics, speed"),
     ]
+
+
+def selftrain_row(r: Resolved) -> dict[str, Any]:
+    if r.selftrain is None:
+        return dict(stage="selftrain", what="off (--selftrain-iterations 0)")
+    t = r.selftrain.train
+    return dict(
+        stage="selftrain",
+        iterations=t.iterations,
+        batch=t.batch_size,
+        images=t.iterations * t.batch_size,
+        what=f"self-training: the detector labels the training images (mirrored TTA, refinement) and learns from "
+        f"them, {round(t.real_fraction * 100)} % of each batch",
+    )
 
 
 def format_plan(rows: list[dict[str, Any]], seconds: dict[str, float], done: set[str] | None = None) -> str:

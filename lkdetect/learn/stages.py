@@ -169,11 +169,47 @@ def stage_detector(ctx: Context) -> tuple[dict[str, Any], str]:
     return out, f"{trainer.step} iterations, validation error {trainer.last_val:.2f} px{resumed}"
 
 
+def stage_selftrain(ctx: Context) -> tuple[dict[str, Any], str]:
+    import dataclasses
+
+    from ..training.trainer import DetectorTrainer
+
+    cfg = ctx.resolved.selftrain
+    if cfg is None:
+        return {"skipped": True}, "off (--selftrain-iterations 0)"
+    run_dir = ctx.run_dir / "selftrain"
+    resume = _fresh_or_resumed(run_dir)
+    init = str(ctx.run_dir / "detector" / DETECTOR_WEIGHTS)  # the teacher too (train.teacher is empty)
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, init=init))
+    trainer = DetectorTrainer(cfg, ctx.run_dir / GAN_WEIGHTS, run_dir, resume, ctx.device)
+    start = trainer.step
+    trainer.fit(progress=ctx.progress)
+    _check_finished("selftrain", trainer.step, cfg.train.iterations)
+    n_real = len(trainer.real.images) if trainer.real is not None else 0
+    out = {
+        "iterations": trainer.step,
+        "images_seen": trainer.images_seen,
+        "real_images": n_real,
+        "val_error_px": trainer.last_val,
+        "resumed_at": start,
+    }
+    resumed = f", resumed at step {start}" if resume else ""
+    line = f"{trainer.step} iterations on {n_real:,} self-labelled images, validation error {trainer.last_val:.2f} px"
+    return out, line + resumed
+
+
+def final_source(ctx: Context) -> Path:
+    """The trained weights the flip stage completes: the self-trained detector, or without self-training the
+    detector stage's."""
+    stage = "detector" if ctx.resolved.selftrain is None else "selftrain"
+    return ctx.run_dir / stage / DETECTOR_WEIGHTS
+
+
 def stage_flip(ctx: Context) -> tuple[dict[str, Any], str]:
     from ..training.flip import add_flip_permutation
     from ..weights import load_weights
 
-    src = ctx.run_dir / "detector" / DETECTOR_WEIGHTS
+    src = final_source(ctx)
     tmp = ctx.run_dir / f".{DETECTOR_WEIGHTS}.flip.tmp"
     shutil.copyfile(src, tmp)
     try:
@@ -217,6 +253,7 @@ RUNNERS = {
     "gan": stage_gan,
     "select": stage_select,
     "detector": stage_detector,
+    "selftrain": stage_selftrain,
     "flip": stage_flip,
     "export": stage_export,
     "report": stage_report,

@@ -93,6 +93,7 @@ class TrainConfig:
     # MTFL / CUB root or image folder, or several as a list ("['A', 'B']" in --set): real images (never their
     # labels) for self-training
     real_data: str | tuple[str, ...] = ""
+    real_classes: tuple[int, ...] = ()  # CUB roots of real_data only: the class ids to read; () = all
     real_fraction: float = 0.5  # share of each batch taken from the pseudo-labelled real images
     teacher: str = ""  # weights that label the real images; "" = train.init
     teacher_tta: bool = True  # the teacher averages mirrored x zoomed views (needs flip_permutation)

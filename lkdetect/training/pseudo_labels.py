@@ -46,16 +46,16 @@ class PseudoLabels:
     teacher_sha256: str
 
 
-def real_images(root: str | Path | Sequence[str | Path], size: int) -> np.ndarray:
+def real_images(root: str | Path | Sequence[str | Path], size: int, classes: Sequence[int] | None = None) -> np.ndarray:
     """The training images under ``root`` (MTFL or CUB root, or any image folder; or several of those, in order)
-    as (N, size, size, 3) uint8.
+    as (N, size, size, 3) uint8; ``classes`` restricts CUB roots to those class ids.
 
     Raises:
         gan.data.DatasetError: a root is missing or holds no readable image, or is given twice.
     """
     from gan.data import load_training_sets
 
-    return load_training_sets(root, size).permute(0, 2, 3, 1).contiguous().numpy()
+    return load_training_sets(root, size, classes or None).permute(0, 2, 3, 1).contiguous().numpy()
 
 
 def teacher_keypoints(
@@ -89,19 +89,21 @@ def load_or_make(
     tta: bool = True,
     device: str | torch.device = "cpu",
     refine: float = 0.0,
+    classes: Sequence[int] | None = None,
 ) -> PseudoLabels:
     """Pseudo-labels of the run: made once (images from ``root``, keypoints from ``teacher`` with ``tta`` and
     ``refine``) and stored in ``run_dir/pseudo_labels.npz`` so that a resumed run trains on the same labels.
 
-    ``keypoints`` are the GAN keypoints the student learns, in order; the teacher must output each of them (all of
-    its GAN's, or a subset made by ``lkdetect keep-keypoints`` that holds them), and only those are kept.
+    ``classes`` restricts CUB roots to those class ids. ``keypoints`` are the GAN keypoints the student learns, in
+    order; the teacher must output each of them (all of its GAN's, or a subset made by ``lkdetect keep-keypoints``
+    that holds them), and only those are kept.
 
     Raises:
         CheckpointError: the stored labels were made by another teacher, options or images, or the teacher does
             not output one of ``keypoints``.
     """
     num_keypoints = len(keypoints)
-    images = real_images(root, size)
+    images = real_images(root, size, classes)
     path = run_dir / PSEUDO_LABELS
     options = f"tta={bool(tta)} refine={float(refine):g}"
     if path.exists():

@@ -143,6 +143,7 @@ class DetectorTrainer:
                 t.teacher_tta,
                 self.device,
                 t.teacher_refine,
+                t.real_classes,
             )
             self.n_real = round(t.batch_size * t.real_fraction)
 
@@ -303,6 +304,7 @@ class DetectorTrainer:
                 source="LatentKeypointGAN pairs and teacher-labelled real images (self-training)",
                 real_data=t.real_data,
                 real_images=len(self.real.images),
+                **({"real_classes": list(t.real_classes)} if t.real_classes else {}),
                 teacher_sha256=self.real.teacher_sha256,
                 teacher_tta=t.teacher_tta,
                 teacher_refine=t.teacher_refine,
