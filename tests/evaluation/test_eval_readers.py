@@ -282,3 +282,15 @@ def test_unknown_benchmark_and_classes_outside_cub(tmp_path: Path) -> None:
         load_benchmark("mtfl", tmp_path, classes=[1])
     with pytest.raises(FileNotFoundError, match="training.txt not found"):
         load_benchmark("mtfl", tmp_path)
+
+
+def test_self_training_reads_only_the_given_cub_classes(tmp_path: Path) -> None:
+    """train.real_classes (lkdetect learn --classes): the real images of a CUB root come from those classes' training
+    split only, as the GAN's did."""
+    from lkdetect.training.pseudo_labels import real_images
+
+    write_cub(tmp_path, classes=(1, 2, 3), per_class=4)
+    assert real_images(tmp_path, 32).shape == (6, 32, 32, 3)  # 2 training images a class
+    two = real_images(tmp_path, 32, classes=[2])
+    assert two.shape == (2, 32, 32, 3)
+    assert any(np.array_equal(two[0], x) for x in real_images(tmp_path, 32)[2:4])
