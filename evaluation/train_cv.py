@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from lkdetect.refine import add_refine_argument, refine_from_args
+from lkdetect.tta import add_tta_arguments, tta_from_args
 
 from .benchmarks import BENCHMARKS, load_benchmark, parse_classes, shipped_detector
 from .cli import parse_alias
@@ -110,7 +111,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--tta", action="store_true", help="test-time augmentation (mirror x scales 0.9, 1.0, 1.1)")
+    add_tta_arguments(ap)
     add_refine_argument(ap)
     ap.add_argument(
         "--keep-search",
@@ -143,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     classes = parse_classes(args.classes)
     bench = load_benchmark(args.benchmark, args.root, classes)
     weights = args.weights or shipped_detector(args.benchmark)
-    detector = Detector.load(weights, tta=args.tta, refine=refine_from_args(args))
+    detector = Detector.load(weights, tta=tta_from_args(args), refine=refine_from_args(args))
     train = detect(detector, bench, bench.train, args.batch_size, progress=True, desc=f"{bench.name} train")
     views = [("as they are", None)]
     if args.zoom is not None:

@@ -106,7 +106,7 @@ class BaseDetector:
             if "flip_permutation" not in self._metadata:
                 raise ValueError(
                     "mirrored test-time augmentation needs the keypoints' flip permutation, which these weights' "
-                    "metadata lacks: add it with `lkdetect add-flip WEIGHTS`, or use TTA(flip=False)"
+                    "metadata lacks: add it with `lkdetect add-flip WEIGHTS`, or use TTA(flip=False) (--tta-scales)"
                 )
             perm = check_permutation(self._metadata["flip_permutation"], self._k)
         self._tta, self._flip_perm = tta, perm

@@ -10,11 +10,13 @@ estimated without labels at training time (:mod:`lkdetect.training.flip`; ``lkde
 to older weights).
 
 TTA costs one network pass per view (six for the default: mirror x scales 0.9, 1.0, 1.1). It is off unless asked
-for (``Detector.load(..., tta=True)``, ``detector.tta = TTA(...)``, ``lkdetect eval/detect --tta``).
+for (``Detector.load(..., tta=True)``, ``detector.tta = TTA(...)``, ``lkdetect eval/detect --tta``; ``--tta-scales``
+leaves the mirrored views out, for weights without a flip permutation).
 """
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +45,33 @@ class TTA:
 
     def __str__(self) -> str:
         return f"{'mirror x ' if self.flip else ''}scales {', '.join(f'{s:g}' for s in self.scales)}"
+
+
+def add_tta_arguments(p: argparse.ArgumentParser) -> None:
+    """``--tta`` (mirror x scales) and ``--tta-scales`` (the scales alone: weights without a flip permutation, such
+    as the shipped birds detector), exclusive; :func:`tta_from_args` reads them. Every command that detects takes
+    them this way."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--tta",
+        action="store_true",
+        help="test-time augmentation: average mirrored views x scales 0.9, 1, 1.1 (6 network passes per image)",
+    )
+    g.add_argument(
+        "--tta-scales",
+        action="store_true",
+        help="test-time augmentation without the mirrored views: scales 0.9, 1, 1.1 (3 passes; for weights "
+        "without a flip permutation)",
+    )
+
+
+def tta_from_args(args: argparse.Namespace) -> TTA | None:
+    """The :class:`TTA` that ``--tta`` / ``--tta-scales`` ask for, or None."""
+    if getattr(args, "tta", False):
+        return TTA()
+    if getattr(args, "tta_scales", False):
+        return TTA(flip=False)
+    return None
 
 
 def as_tta(value: TTA | bool | None) -> TTA | None:

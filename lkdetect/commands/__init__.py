@@ -14,7 +14,6 @@ ONNX_HELP = (
     "run on onnxruntime: an .onnx model (lkdetect export), or detector weights (a shipped name such as faces, or "
     "a .safetensors file) exported in memory"
 )
-TTA_HELP = "test-time augmentation: average mirrored views x scales 0.9, 1, 1.1 (6 network passes per image)"
 
 
 @contextlib.contextmanager
@@ -52,14 +51,16 @@ def load_engine(args: argparse.Namespace) -> Any:
 
 
 def load_detector(args: argparse.Namespace) -> Any:
-    """:func:`load_engine`, with ``--tta`` and ``--refine``/``--upright`` set on it when given (else the detector is
-    left alone)."""
+    """:func:`load_engine`, with ``--tta`` / ``--tta-scales`` and ``--refine``/``--upright`` set on it when given (else
+    the detector is left alone)."""
     from lkdetect.refine import refine_from_args
+    from lkdetect.tta import tta_from_args
 
     refine = refine_from_args(args)
+    tta = tta_from_args(args)
     detector = load_engine(args)
-    if getattr(args, "tta", False):
-        detector.tta = True
+    if tta is not None:
+        detector.tta = tta
     if refine is not None:
         detector.refine = refine
     return detector

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from lkdetect.refine import add_refine_argument
 
-from . import ONNX_HELP, TTA_HELP, load_detector
+from ..tta import add_tta_arguments
+from . import ONNX_HELP, load_detector
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -17,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--weights", default=None, help="weights file or shipped name (default: the face detector)")
     src.add_argument("--onnx", default=None, metavar="MODEL", help=ONNX_HELP)
-    p.add_argument("--tta", action="store_true", help=TTA_HELP)
+    add_tta_arguments(p)
     add_refine_argument(p)
     p.add_argument("--out", default=None, metavar="DIR", help="write annotated images DIR/<name>_keypoints.png")
     p.add_argument("--json", default=None, metavar="FILE", help="write results as JSON ('-' for stdout)")

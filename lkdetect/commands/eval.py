@@ -9,7 +9,8 @@ import argparse
 from evaluation.benchmarks import BENCHMARKS, parse_classes  # light: numpy and the readers, no torch
 from lkdetect.refine import add_refine_argument
 
-from . import ONNX_HELP, TTA_HELP, load_detector
+from ..tta import add_tta_arguments
+from . import ONNX_HELP, load_detector
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="lstsq: least squares on every training image (the protocol, default); trimmed: a robust fit that "
         "refits without the training images whose annotation disagrees with the fit (not the protocol)",
     )
-    p.add_argument("--tta", action="store_true", help=TTA_HELP)
+    add_tta_arguments(p)
     add_refine_argument(p)
     p.add_argument("--batch-size", type=int, default=32, help="images per detector call")
     p.add_argument("--limit", type=int, default=None, help="only the first N images of each split (quick check)")

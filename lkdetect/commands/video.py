@@ -9,7 +9,8 @@ from pathlib import Path
 
 from lkdetect.refine import add_refine_argument
 
-from . import ONNX_HELP, TTA_HELP, load_detector
+from ..tta import add_tta_arguments
+from . import ONNX_HELP, load_detector
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--threads", type=int, default=0, help="torch (and onnxruntime) threads (0: the default)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    p.add_argument("--tta", action="store_true", help=TTA_HELP)
+    add_tta_arguments(p)
     add_refine_argument(p)
     p.add_argument(
         "--allow-partial",

@@ -183,6 +183,7 @@ def test_load_detector_contract(monkeypatch: pytest.MonkeyPatch) -> None:
     import argparse
 
     from lkdetect.commands import load_detector
+    from lkdetect.tta import TTA
 
     class Loaded:
         def __init__(self, *how):
@@ -198,7 +199,9 @@ def test_load_detector_contract(monkeypatch: pytest.MonkeyPatch) -> None:
     det = load_detector(argparse.Namespace(weights="a.safetensors", onnx=None, tta=False, refine=None))
     assert det.how == ("torch", "a.safetensors", "cpu") and not hasattr(det, "tta") and not hasattr(det, "refine")
     det = load_detector(argparse.Namespace(weights=None, onnx="b.onnx", tta=True, refine=3.5, threads=2))
-    assert det.how == ("onnx", "b.onnx", 2) and det.tta is True and det.refine == Refine(3.5)
+    assert det.how == ("onnx", "b.onnx", 2) and det.tta == TTA() and det.refine == Refine(3.5)
+    det = load_detector(argparse.Namespace(weights="a", onnx=None, tta_scales=True, refine=None))
+    assert det.tta == TTA(flip=False)  # --tta-scales: the scales alone
     with pytest.raises(ValueError, match="not both"):
         load_detector(argparse.Namespace(weights="a", onnx="b"))
     with pytest.raises(ValueError, match="--onnx runs on the CPU"):

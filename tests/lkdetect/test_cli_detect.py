@@ -11,6 +11,7 @@ from PIL import Image
 from lkdetect import Detector
 from lkdetect.cli import main as cli
 from lkdetect.network import KeypointNet
+from lkdetect.tta import TTA
 from lkdetect.weights import load_weights, make_metadata, save_weights
 
 
@@ -63,7 +64,16 @@ def test_detect_tta_matches_the_api_and_errors_without_a_pairing(weights, tmp_pa
     f = tmp_path / "im.png"
     Image.fromarray(np.random.default_rng(2).integers(0, 256, (50, 60, 3), dtype=np.uint8)).save(f)
     assert cli(["detect", str(f), "--weights", str(weights), "--tta"]) == 2  # these weights have no flip pairing
-    assert "flip permutation" in capsys.readouterr().err
+    assert "--tta-scales" in capsys.readouterr().err
+    # the scales alone need no pairing
+    assert cli(["detect", str(f), "--weights", str(weights), "--tta-scales"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["tta"] == "scales 0.9, 1, 1.1"
+    scales = Detector.load(weights, tta=TTA(flip=False)).detect(f).xy
+    np.testing.assert_allclose(doc["results"][0]["xy"], scales, atol=1e-9)
+    with pytest.raises(SystemExit):  # one or the other
+        cli(["detect", str(f), "--weights", str(weights), "--tta", "--tta-scales"])
+    assert "not allowed with argument" in capsys.readouterr().err
     net, meta = load_weights(weights)
     meta = {k: v for k, v in meta.items() if k not in ("sha256", "path")}
     meta["flip_permutation"] = [1, 0, 2]  # l <-> r, n on the axis
