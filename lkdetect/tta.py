@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+if TYPE_CHECKING:  # torch is imported where views are made: parsing --tta on a command line stays light
+    import torch
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,9 @@ def check_permutation(perm: Any, k: int, what: str = "flip_permutation") -> np.n
 
 def zoom(batch: torch.Tensor, scale: float) -> torch.Tensor:
     """(B, C, H, W) zoomed by ``scale`` about the centre: content at x moves to c + scale (x - c)."""
+    import torch
+    import torch.nn.functional as F
+
     if scale == 1.0:
         return batch
     b, _, h, w = batch.shape
@@ -111,6 +115,8 @@ def zoom(batch: torch.Tensor, scale: float) -> torch.Tensor:
 
 def make_views(batch: torch.Tensor, tta: TTA) -> torch.Tensor:
     """All views of a (B, 3, H, W) batch, stacked view-major: (V * B, 3, H, W)."""
+    import torch
+
     out = []
     for mirrored, scale in tta.views:
         x = batch.flip(-1) if mirrored else batch

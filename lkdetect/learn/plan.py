@@ -162,22 +162,14 @@ def stage_table(r: Resolved, images: int) -> list[dict[str, Any]]:
     m = r.gan.model
     snaps = snapshot_steps(g.iterations, g.sample_every)
     return [
-        dict(
-            stage="gan",
-            iterations=g.iterations,
-            batch=g.batch_size,
-            images=g.iterations * g.batch_size,
-            what=f"LatentKeypointGAN, K = {m.n_keypoints}, {m.resolution} px, on {images:,} images "
+        trained_row(
+            "gan",
+            g,
+            f"LatentKeypointGAN, K = {m.n_keypoints}, {m.resolution} px, on {images:,} images "
             f"({g.iterations * g.batch_size / max(images, 1):.0f} epochs); {len(snaps)} snapshots",
         ),
         dict(stage="select", what="a snapshot of the second half of training, by label-free metrics"),
-        dict(
-            stage="detector",
-            iterations=d.iterations,
-            batch=d.batch_size,
-            images=d.iterations * d.batch_size,
-            what=f"{r.detector.network.backbone} on {detector_pairs(r.detector):,} fresh GAN pairs",
-        ),
+        trained_row("detector", d, f"{r.detector.network.backbone} on {detector_pairs(r.detector):,} fresh GAN pairs"),
         selftrain_row(r),
         dict(stage="flip", what=f"flip pairing of the keypoints on {r.flip_pairs:,} GAN pairs"),
         dict(stage="export", what="ONNX model, compared with PyTorch"),
@@ -185,17 +177,22 @@ def stage_table(r: Resolved, images: int) -> list[dict[str, Any]]:
     ]
 
 
+def trained_row(stage: str, train: Any, what: str) -> dict[str, Any]:
+    """The plan row of a stage that trains: its iterations, batch and images seen (``train``: a config's train
+    section)."""
+    n, b = train.iterations, train.batch_size
+    return dict(stage=stage, iterations=n, batch=b, images=n * b, what=what)
+
+
 def selftrain_row(r: Resolved) -> dict[str, Any]:
     if r.selftrain is None:
         return dict(stage="selftrain", what="off (--selftrain-iterations 0)")
     t = r.selftrain.train
-    return dict(
-        stage="selftrain",
-        iterations=t.iterations,
-        batch=t.batch_size,
-        images=t.iterations * t.batch_size,
-        what=f"self-training: the detector labels the training images (mirrored TTA, refinement) and learns from "
-        f"them, {round(t.real_fraction * 100)} % of each batch",
+    return trained_row(
+        "selftrain",
+        t,
+        "self-training: the detector labels the training images (mirrored TTA, refinement) and learns from them, "
+        f"{round(t.real_fraction * 100)} % of each batch",
     )
 
 

@@ -362,6 +362,7 @@ def test_cli_end_to_end(tmp_path, monkeypatch):
 def test_cli_tta_and_refine_reach_the_detector(tmp_path, monkeypatch):
     from lkdetect import cli, commands
     from lkdetect.refine import Refine
+    from lkdetect.tta import TTA
 
     made = []
     monkeypatch.setattr(commands, "load_engine", lambda args: made.append(DotDetector()) or made[-1])
@@ -371,7 +372,9 @@ def test_cli_tta_and_refine_reach_the_detector(tmp_path, monkeypatch):
     assert (
         cli.main(["video", str(path), "--json", str(tmp_path / "b.jsonl"), "--no-progress", "--tta", "--refine"]) == 0
     )
-    assert made[-1].tta is True and made[-1].refine == Refine(3.5)
+    assert made[-1].tta == TTA() and made[-1].refine == Refine(3.5)
+    assert cli.main(["video", str(path), "--json", str(tmp_path / "d.jsonl"), "--no-progress", "--tta-scales"]) == 0
+    assert made[-1].tta == TTA(flip=False)
     assert cli.main(["video", str(path), "--json", str(tmp_path / "c.jsonl"), "--no-progress", "--refine", "4"]) == 0
     assert made[-1].refine == Refine(4.0)
 
