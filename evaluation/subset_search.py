@@ -5,7 +5,7 @@ inside the training split.
 
 The protocol fits a linear regressor from all K keypoints; on CUB's single-class sets (30 training images a class)
 2K inputs over-fit, so a detector may ship a subset (``lkdetect keep-keypoints W --keep ...``). This ranks every
-subset of ``size`` keypoints by the training-split CV (:func:`evaluation.train_cv.cross_validate`): per class when
+subset of ``size`` keypoints by the training-split CV (:func:`evaluation.cv.cross_validate`): per class when
 classes are given (the mean over the classes), else over all images. The detections are computed once; each
 subset only re-fits the regression. The test split is never read.
 """

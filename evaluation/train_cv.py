@@ -1,7 +1,8 @@
 """Cross-validation inside a benchmark's training split: compare detectors or fits without the test split.
 
     lkdetect train-cv mtfl --root ../shared/data/mtfl80 [--weights faces] [--folds 5] [--zoom 1.5] [--rotate 45 [180]]
-        [--fit lstsq [trimmed]] [--tta] [--refine [SIDE]] [--[no-]upright] [--keep-search N]
+        [--fit lstsq [trimmed]] [--tta | --tta-scales] [--refine [SIDE]] [--[no-]upright]
+        [--keep-search N [--keep-top M]]
 
 The training images are detected once, split into folds at random (seeded), and for each fold the regression is
 fitted on the other folds and scored on it, with the benchmark's own metric and the protocol's fit

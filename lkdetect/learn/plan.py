@@ -78,7 +78,7 @@ class Resolved:
 
     gan: Any  # gan.config.GANConfig (train.iterations set)
     detector: Any  # lkdetect.training.config.DetectorConfig (train.iterations set: its learning-rate schedule)
-    selftrain: Any  # the self-training stage's DetectorConfig (train.init and train.real_data set), or None
+    selftrain: Any  # the self-training stage's DetectorConfig (train.real_data set; the stage sets train.init), or None
     flip_pairs: int
     classes: list[int] | None
 
@@ -124,8 +124,9 @@ def resolve(s: Settings) -> Resolved:
 
 def selftrain_config(det_cfg: Any, iterations: int, roots: list[str], classes: list[int] | None) -> Any:
     """The self-training stage's config: the detector stage's network and augmentation, fine-tuned from its weights
-    (``train.init``, set by the stage) on half GAN pairs, half the run's images labelled by it with mirrored TTA and
-    refinement; a quarter of its learning rate, with a short warm-up. None when ``iterations`` is 0."""
+    (``train.init``: the stage sets it to the run's ``detector/detector.safetensors``, which also labels) on half
+    GAN pairs, half the run's images labelled with mirrored TTA and refinement; a quarter of its learning rate,
+    with a short warm-up. None when ``iterations`` is 0."""
     if iterations == 0:
         return None
     t = det_cfg.train
@@ -134,7 +135,6 @@ def selftrain_config(det_cfg: Any, iterations: int, roots: list[str], classes: l
         iterations=iterations,
         warmup=max(1, min(100, iterations // 20)),
         lr=t.lr / 4,
-        init="detector/" + DETECTOR_WEIGHTS,  # relative to the run directory; the stage makes it absolute
         real_data=roots[0] if len(roots) == 1 else tuple(roots),
         real_classes=tuple(classes or ()),
         real_fraction=0.5,

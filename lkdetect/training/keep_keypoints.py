@@ -48,6 +48,7 @@ def keep_keypoints(weights: str | Path, keep: list[int], out: str | Path) -> dic
     if Path(out).resolve() == Path(src).resolve():
         raise ValueError(f"--out {out} is the source weights; write the subset to another file")
     config = {**network.config, "num_keypoints": len(keep)}
+    gan_indices = gan_keypoint_indices(meta)  # the source's own GAN keypoints (it may be a subset already)
     subset = build_network(config, mean=meta["mean"], std=meta["std"])
     state = network.state_dict()
     index = torch.tensor(keep)
@@ -63,8 +64,7 @@ def keep_keypoints(weights: str | Path, keep: list[int], out: str | Path) -> dic
         keypoint_names=[meta["keypoint_names"][i] for i in keep],
         training={
             **(meta.get("training") or {}),
-            # GAN keypoint indices: a subset of a subset keeps pointing at its GAN's keypoints
-            "keypoint_subset": {"kept": [gan_keypoint_indices(meta)[i] for i in keep], "source_sha256": meta["sha256"]},
+            "keypoint_subset": {"kept": [gan_indices[i] for i in keep], "source_sha256": meta["sha256"]},
         },
     )
     perm = meta.get("flip_permutation")
