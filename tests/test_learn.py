@@ -77,8 +77,8 @@ def test_end_to_end_every_stage_done_and_the_chosen_snapshot_kept(learned):
     assert st["stages"]["selftrain"]["iterations"] == 4 and st["stages"]["selftrain"]["real_images"] == 20
     select = st["stages"]["select"]
     assert [c["step"] for c in select["candidates"]] == [80, 120]  # the second half only
-    best = max((c for c in select["candidates"] if c["alive"]), key=lambda c: (c["score"], c["step"]))
-    assert select["step"] == best["step"]
+    assert select["rule"] == "last" and select["step"] == 120  # the default: the last snapshot (scores logged)
+    assert all({"score", "alive", "kp_central"} <= set(c) for c in select["candidates"])
     # the chosen snapshot's weights are the learn result's GAN, and the only snapshot file left
     kept = sorted((learned / "gan" / "snapshots").glob("*.safetensors"))
     assert [p.name for p in kept] == [f"step_{select['step']:07d}.safetensors"]
@@ -361,6 +361,16 @@ def test_selftrain_settings_resolve_to_the_stage_config_or_to_none(tmp_path):
     )
     with pytest.raises(ValueError, match="selftrain-iterations"):
         resolve(Settings(data="/x/a", preset="tiny", selftrain_iterations=-1))
+    # --selftrain-data: self-training labels other roots than the GAN's (the birds release: CUB alone)
+    row = {row["stage"]: row["what"] for row in stage_table(r, 10)}["selftrain"]
+    assert row.startswith("self-training: the detector labels the training images")
+    only_a = resolve(Settings(data=("/x/a", "/x/b"), preset="tiny", selftrain_data="/x/a"))
+    assert only_a.selftrain.train.real_data == "/x/a" and only_a.gan == r.gan
+    row = {row["stage"]: row["what"] for row in stage_table(only_a, 10)}["selftrain"]
+    assert row.startswith("self-training: the detector labels the images of /x/a ")
+    two = Settings(data="/x/a", preset="tiny", selftrain_data=("/x/b", "/x/c"))
+    assert resolve(two).selftrain.train.real_data == ("/x/b", "/x/c")
+    assert Settings.from_dict(two.to_dict()) == two and Settings(data="/x/a").selftrain_roots() == ["/x/a"]
 
 
 def test_learn_on_two_folders_trains_on_both_and_records_them(tmp_path, capsys):
@@ -377,3 +387,33 @@ def test_learn_on_two_folders_trains_on_both_and_records_them(tmp_path, capsys):
     capsys.readouterr()
     assert cli(["learn", "--out", str(run), "--resume", "--data", str(a)]) == 2  # the run's data is both folders
     assert "these differ: --data" in capsys.readouterr().err
+
+
+def test_selftrain_data_labels_only_those_images_and_is_checked_up_front(tmp_path, capsys):
+    a, b = write_images(tmp_path / "a", n=10), write_images(tmp_path / "b", n=17, seed=1)
+    fast = ["--preset", "tiny", "--gan-iterations", "40", "--set", "train.sample_every=20", "--threads", "1"]
+    fast += ["--no-progress"]
+    run = tmp_path / "run"
+    base = ["learn", "--data", str(a), "--data", str(b), "--out", str(run), *fast]
+    assert cli([*base, "--selftrain-data", str(b), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"selftrain data: image folder {b}: 17 usable images" in out
+    row = rf"^selftrain\s+4\s+8\s+32\s+(\d+) s\s+self-training: the detector labels the images of {b} "
+    assert re.search(row, out, re.M), out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli([*base, "--selftrain-data", str(empty)]) == 2  # refused before the GAN trains
+    assert "--selftrain-data: " in capsys.readouterr().err and not run.exists()
+    assert cli([*base, "--selftrain-data", str(b), "--snapshot", "best"]) == 0
+    st = state(run)
+    select = st["stages"]["select"]  # --snapshot best: the highest score among the alive candidates
+    pool = [c for c in select["candidates"] if c["alive"]] or select["candidates"]
+    best = max(pool, key=lambda c: (c["score"], c["step"]))
+    assert select["rule"] == "best" and select["step"] == best["step"]
+    assert st["settings"]["selftrain_data"] == str(b) and st["stages"]["gan"]["images"] == 27
+    assert st["stages"]["selftrain"]["real_images"] == 17
+    training = Detector.load(run).metadata["training"]
+    assert training["real_images"] == 17 and training["real_data"] == str(b)
+    capsys.readouterr()
+    assert cli(["learn", "--out", str(run), "--resume", "--selftrain-data", str(a)]) == 2
+    assert "these differ: --selftrain-data" in capsys.readouterr().err

@@ -25,6 +25,7 @@ SETTING_FLAGS = {
     "snapshot": "--snapshot",
     "flip_pairs": "--flip-pairs",
     "selftrain_iterations": "--selftrain-iterations",
+    "selftrain_data": "--selftrain-data",
 }
 
 
@@ -44,7 +45,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector-iterations", type=int, default=None, help="detector iterations (default: preset's)")
     p.add_argument("--classes", default=None, help="CUB roots only: comma-separated class ids to train on")
     p.add_argument(
-        "--snapshot", default=None, choices=("best", "last"), help="GAN snapshot: by metrics (default) or last"
+        "--snapshot",
+        default=None,
+        choices=("best", "last"),
+        help="GAN snapshot: the last (default) or the best by label-free metrics (lkdetect/learn/select.py)",
     )
     p.add_argument("--flip-pairs", type=int, default=None, help="GAN pairs for the flip pairing (default 4 x val)")
     p.add_argument(
@@ -54,6 +58,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="self-training iterations on the images the detector labels itself (default: the detector preset's; "
         "0: none)",
+    )
+    p.add_argument(
+        "--selftrain-data",
+        action="append",
+        metavar="DIR",
+        help="folder or MTFL/CUB root whose images self-training labels (repeatable; default: the --data roots). "
+        "Birds: the CUB training images alone gave the better per-class CV (birds detector card)",
     )
     p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
     p.add_argument("--dry-run", action="store_true", help="print the plan and a measured time estimate; train nothing")
@@ -79,6 +90,7 @@ def given_settings(args: argparse.Namespace) -> dict:
         "snapshot": args.snapshot,
         "flip_pairs": args.flip_pairs,
         "selftrain_iterations": args.selftrain_iterations,
+        "selftrain_data": data_setting(args.selftrain_data) if args.selftrain_data else None,
     }
     return {k: v for k, v in values.items() if v is not None}
 
@@ -131,8 +143,21 @@ def run(args: argparse.Namespace) -> int:
         if not args.dry_run:
             for line in describe_all(summaries):
                 log.info("data: %s", line)
+    selftrain_summaries = None
+    if settings.selftrain_data is not None and resolved.selftrain is not None and (
+        pending is None or "selftrain" in pending
+    ):
+        try:
+            selftrain_summaries = scan_data(
+                settings.selftrain_roots(), resolved.gan.model.resolution, resolved.classes
+            )
+        except ValueError as e:
+            raise ValueError(f"--selftrain-data: {e}") from e
+        if not args.dry_run:
+            for line in describe_all(selftrain_summaries):
+                log.info("selftrain data: %s", line)
     if args.dry_run:
-        return dry_run(run_dir, resolved, summaries, settings.data_roots(), args.device, state)
+        return dry_run(run_dir, resolved, summaries, settings.data_roots(), args.device, state, selftrain_summaries)
     from lkdetect.learn.plan import DETECTOR_WEIGHTS, ONNX_MODEL
     from lkdetect.learn.stages import Interrupted, open_run, run_stages
 
@@ -150,7 +175,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def dry_run(run_dir: Path, resolved: Any, summaries: Any, roots: list[str], device: str, state: Any) -> int:
+def dry_run(
+    run_dir: Path,
+    resolved: Any,
+    summaries: Any,
+    roots: list[str],
+    device: str,
+    state: Any,
+    selftrain_summaries: Any = None,
+) -> int:
     """Print the plan and the measured estimate; nothing is trained and nothing is written to ``run_dir``."""
     from lkdetect.learn.data import describe_all
     from lkdetect.learn.estimate import describe_machine, estimate
@@ -163,12 +196,15 @@ def dry_run(run_dir: Path, resolved: Any, summaries: Any, roots: list[str], devi
         images = state.result("gan").get("images", 0) if state else 0
     rows = stage_table(resolved, images)
     if summaries is not None:
-        seconds, note = estimate(resolved, summaries, roots, device)
+        st_images = None if selftrain_summaries is None else sum(s.usable for s in selftrain_summaries)
+        seconds, note = estimate(resolved, summaries, roots, device, selftrain_images=st_images)
     else:
         seconds, note = {}, "no estimate: the GAN stage is done"
     print(f"lkdetect learn --dry-run: the plan for {run_dir} (nothing is trained or written)")
     for line in describe_all(summaries) if summaries is not None else roots:
         print(f"data: {line}")
+    for line in describe_all(selftrain_summaries) if selftrain_summaries is not None else []:
+        print(f"selftrain data: {line}")
     print(format_plan(rows, seconds, done))
     print(note)
     print(f"machine: {describe_machine()}")

@@ -120,7 +120,12 @@ def load_seconds(roots: list[str], summaries: list[DataSummary], resolution: int
 
 
 def estimate(
-    r: Resolved, summaries: list[DataSummary], roots: list[str], device: str = "cpu", budget: float = 1.0
+    r: Resolved,
+    summaries: list[DataSummary],
+    roots: list[str],
+    device: str = "cpu",
+    budget: float = 1.0,
+    selftrain_images: int | None = None,
 ) -> tuple[dict[str, float], str]:
     """Estimated seconds per stage, and a line on what was measured.
 
@@ -130,6 +135,7 @@ def estimate(
         roots: the data folders (a few images of each are decoded to time loading).
         device: where training will run.
         budget: seconds of timed steps per trainer (after a warm-up step, at least one more each).
+        selftrain_images: usable images of ``--selftrain-data`` (None: self-training labels the training images).
     """
     g, d = r.gan.train, r.detector.train
     t0 = time.perf_counter()
@@ -138,6 +144,7 @@ def estimate(
         gm, gan_path = gan_seconds(r, tmp, device, budget)
         dm = detector_seconds(r, gan_path, tmp, device, budget)
     load = load_seconds(roots, summaries, r.gan.model.resolution, r.classes)
+    images = sum(s.usable for s in summaries)
     snaps = len(snapshot_steps(g.iterations, g.sample_every))
     gan_ckpts = math.ceil(g.iterations / g.checkpoint_every)
     det_ckpts = math.ceil(d.iterations / d.checkpoint_every)
@@ -146,7 +153,7 @@ def estimate(
         "detector": dm["per_it"] * d.iterations
         + dm["per_pair"] * detector_pairs(r.detector)
         + dm["checkpoint"] * det_ckpts,
-        "selftrain": selftrain_seconds(r, dm, load, sum(s.usable for s in summaries)),
+        "selftrain": selftrain_seconds(r, dm, load, images, images if selftrain_images is None else selftrain_images),
         "flip": dm["per_pair"] * r.flip_pairs,
         **FIXED_SECONDS,
     }
@@ -159,15 +166,16 @@ def estimate(
     return seconds, note + load_note()
 
 
-def selftrain_seconds(r: Resolved, dm: dict[str, float], load: float, images: int) -> float:
-    """The self-training stage from the detector's measured costs: loading the images again, labelling each with
-    :data:`TEACHER_PASSES` network passes, then its iterations, pairs and checkpoints."""
+def selftrain_seconds(r: Resolved, dm: dict[str, float], load: float, images: int, labelled: int) -> float:
+    """The self-training stage from the detector's measured costs: loading its ``labelled`` images (at the rate the
+    ``images`` of the training roots took ``load`` seconds), labelling each with :data:`TEACHER_PASSES` network
+    passes, then its iterations, pairs and checkpoints."""
     if r.selftrain is None:
         return 0.0
     t = r.selftrain.train
     return (
-        load
-        + dm["per_image"] * TEACHER_PASSES * images
+        load * labelled / max(images, 1)
+        + dm["per_image"] * TEACHER_PASSES * labelled
         + dm["per_it"] * t.iterations
         + dm["per_pair"] * detector_pairs(r.selftrain)
         + dm["checkpoint"] * math.ceil(t.iterations / t.checkpoint_every)

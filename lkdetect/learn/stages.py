@@ -147,7 +147,7 @@ def stage_select(ctx: Context) -> tuple[dict[str, Any], str]:
         "alive": chosen.alive,
         "candidates": [s.to_dict() for s in scores],
     }
-    checks = "" if chosen.alive else "; no snapshot passed the keypoint checks"
+    checks = "" if chosen.alive else "; its keypoints did not pass the checks (spread, central share)"
     return (
         out,
         f"step {step} of {len(scores)} candidates (rule {ctx.settings.snapshot}, score {chosen.score:.3f}{checks})",
