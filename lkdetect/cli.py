@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keep-keypoints": ("lkdetect.training.keep_keypoints", "detector weights that output a subset of the keypoints"),
     "release-gan": ("gan.release", "write GAN release weights, samples and a model card from a train-gan run"),
     "gan-metrics": ("gan.metrics", "label-free swap metrics (and realism) of GAN release weights"),
+    "gan-compare": ("gan.compare", "train-gan runs side by side at equal images: their logged label-free rows"),
     "train-cv": ("evaluation.train_cv", "cross-validate the landmark regression inside a benchmark's training split"),
     "equivariance": ("evaluation.equivariance", "label-free equivariance of a detector on a benchmark's real images"),
     "keypoint-parts": ("evaluation.keypoint_parts", "the annotated landmark each keypoint sits nearest to"),
