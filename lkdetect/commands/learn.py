@@ -63,8 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--selftrain-data",
         action="append",
         metavar="DIR",
-        help="folder or MTFL/CUB root whose images self-training labels (repeatable; default: the --data roots). "
-        "Birds: the CUB training images alone gave the better per-class CV (birds detector card)",
+        help="folder or MTFL/CUB root whose images self-training labels (repeatable; default: the --data roots)",
     )
     p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
     p.add_argument("--dry-run", action="store_true", help="print the plan and a measured time estimate; train nothing")

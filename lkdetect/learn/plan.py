@@ -16,9 +16,8 @@ report   samples, edits, detections, diagnostics over training, speed     ``repo
 
 Self-training (:mod:`lkdetect.training.pseudo_labels`) reads the same images as the GAN (or ``--selftrain-data``'s),
 never labels: the detector labels them averaging mirrored and zoomed views and refining, then learns from half GAN
-pairs, half those images. On
-CUB one round lowered the training-split CV of the regression from 18.09 to 16.41 % (birds detector card).
-``--selftrain-iterations 0`` leaves it out.
+pairs, half those images. On CUB one round lowered the training-split CV of the regression from 18.09 to 16.41 %
+(birds detector card). ``--selftrain-iterations 0`` leaves it out.
 """
 
 from __future__ import annotations
