@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .stats import read_stats
+from .stats import read_stats, snapshot_rows
 
 # (header, section, key, format): the columns of the table, read from a snapshot row of stats.jsonl
 COLUMNS: tuple[tuple[str, str, str, str], ...] = (
@@ -34,8 +34,8 @@ COLUMNS: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
-def snapshot_rows(run_dir: str | Path) -> dict[int, dict[str, Any]]:
-    """step -> the snapshot row (the last one logged for that step) of a train-gan run.
+def run_snapshots(run_dir: str | Path) -> dict[int, dict[str, Any]]:
+    """step -> the snapshot row (:func:`gan.stats.snapshot_rows`) of a train-gan run.
 
     Raises:
         FileNotFoundError: ``run_dir`` has no stats.jsonl.
@@ -43,7 +43,7 @@ def snapshot_rows(run_dir: str | Path) -> dict[int, dict[str, Any]]:
     path = Path(run_dir) / "stats.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {run_dir} is not a train-gan run directory")
-    return {int(r["step"]): r for r in read_stats(path) if "diag" in r and "step" in r}
+    return {int(r["step"]): r for r in snapshot_rows(read_stats(path))}
 
 
 def batch_size(run_dir: str | Path) -> int | None:
@@ -81,7 +81,7 @@ def compare(run_dirs: list[str | Path], step: int | None = None) -> tuple[int, l
     """
     if not run_dirs:
         raise ValueError("give at least one train-gan run directory")
-    rows = {str(d): snapshot_rows(d) for d in run_dirs}
+    rows = {str(d): run_snapshots(d) for d in run_dirs}
     for d, r in rows.items():
         if not r:
             raise ValueError(f"{d}: no snapshot row in its stats.jsonl yet (train.sample_every)")

@@ -42,6 +42,13 @@ def read_stats(path: str | Path) -> list[dict[str, Any]]:
     return [r for _, r in stats_lines(path)]
 
 
+def snapshot_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The snapshot rows (those with keypoint diagnostics) of a stats.jsonl's records, one per step (the last one
+    logged for a step wins), by step."""
+    by_step = {int(r["step"]): r for r in records if "diag" in r and "step" in r}
+    return [by_step[s] for s in sorted(by_step)]
+
+
 def truncate_stats(path: str | Path, keep: Callable[[dict[str, Any]], bool]) -> None:
     """Rewrite a stats.jsonl (atomically) with only the records ``keep`` accepts, e.g. those up to the checkpoint a
     run resumes from, so that a killed run's steps past it do not appear twice; a torn last line is dropped with a

@@ -21,12 +21,11 @@ from PIL import Image, ImageDraw
 from gan import edit
 from gan.keypoint_maps import to_pixels
 from gan.sampling import sample
-from gan.stats import read_stats
+from gan.stats import read_stats, snapshot_rows
 from gan.viz import draw_keypoints, sample_grid, to_pil
 
 from .estimate import timed
 from .plan import DETECTOR_WEIGHTS, GAN_WEIGHTS, ONNX_MODEL, Resolved, duration
-from .select import snapshot_rows
 from .state import RunState
 from .svg import line_plot
 

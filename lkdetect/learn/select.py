@@ -29,6 +29,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from gan.stats import snapshot_rows
+
 LATE_FRACTION = 0.5  # snapshots at steps >= this fraction of the GAN's iterations are candidates
 MIN_SPREAD = 1 / 64  # kp_spread_min >= this fraction of the resolution (px)
 MIN_CENTRAL = 0.5  # kp_central >= this
@@ -71,12 +73,6 @@ def score_row(row: dict[str, Any], resolution: int) -> SnapshotScore:
     return SnapshotScore(
         int(row["step"]), alive, sum(terms.values()), {**{k: round(v, 4) for k, v in terms.items()}, **raw}
     )
-
-
-def snapshot_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The snapshot rows (those with keypoint diagnostics) of a stats.jsonl, one per step (the last one wins)."""
-    by_step = {int(r["step"]): r for r in records if "diag" in r and "step" in r}
-    return [by_step[s] for s in sorted(by_step)]
 
 
 def is_candidate(step: int, total: int) -> bool:
