@@ -271,6 +271,18 @@ class BackgroundNet(nn.Module):
         return rgb
 
 
+def shift_images(images: torch.Tensor, max_shift: float) -> torch.Tensor:
+    """Translate each image of (B, C, H, W) by its own random offset, uniform in [-max_shift, max_shift] of the
+    side along each axis, reflecting at the border (bilinear, so sub-pixel offsets are fine)."""
+    b = images.shape[0]
+    offset = (torch.rand(b, 2, device=images.device) * 2 - 1) * (2 * max_shift)  # [-1, 1] grid units: side = 2
+    theta = torch.zeros(b, 2, 3, device=images.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta[:, :, 2] = offset
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False).to(images.dtype)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
 class Generator(nn.Module):
     """LatentKeypointGAN generator.
 
@@ -328,7 +340,8 @@ class Generator(nn.Module):
         """:class:`Latents` -> images (B, 3, R, R) in [-1, 1].
 
         Latents may carry more than K keypoints (parts added by editing): the first K feed the positional start,
-        all of them feed the heatmap conditioning (``conditioning="sum"`` only).
+        all of them feed the heatmap conditioning (``conditioning="sum"`` only). In training mode with
+        ``bg_shift`` the composite background is randomly translated (:func:`shift_images`); in eval mode never.
         """
         k, k_lat = self.cfg.n_keypoints, lat.keypoints.shape[1]
         if k_lat < k or (k_lat > k and self.cfg.conditioning != "sum"):
@@ -346,7 +359,11 @@ class Generator(nn.Module):
         if self.cfg.background != "composite":
             return image
         bg_map = cond.maps[:, -1:]  # at the output resolution: 1 - max_k H_k, or the normalised background mask
-        return torch.lerp(image, self.bg_net(lat.bg_embed).to(image.dtype), bg_map.to(image.dtype))
+        background = self.bg_net(lat.bg_embed)
+        if self.training and self.cfg.bg_shift > 0:
+            background = shift_images(background, self.cfg.bg_shift)
+        background = background.to(image.dtype)  # grid_sample gives float32 under bf16 autocast
+        return torch.lerp(image, background, bg_map.to(image.dtype))
 
     def conditioning(self, lat: Latents, size: int) -> Conditioning:
         """Heatmaps (computed once per resolution, removed parts zeroed) with the background map appended; with

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import gan
 from gan.checkpoint import load_state, save_state
 from gan.diffaug import cutout, diff_augment, parse_policy, translation
-from gan.generator import SPADE
+from gan.generator import SPADE, shift_images
 from gan.keypoint_maps import gaussian_heatmaps, normalised_part_masks
 from gan.train import Trainer
 
@@ -23,7 +23,7 @@ def images(n=16, res=32):
 def test_defaults_are_todays_model():
     m = gan.ModelConfig()
     assert (m.part_masks, m.spade_wide_until, gan.TrainConfig().diffaug) == ("gaussian", 0, "")
-    assert (m.background, m.bg_min_resolution) == ("shared", 0)
+    assert (m.background, m.bg_min_resolution, m.bg_shift) == ("shared", 0, 0.0)
     assert not hasattr(gan.Generator(gan.get_config("tiny").model), "bg_net")
 
 
@@ -63,6 +63,44 @@ def test_composite_background_drawn_at_low_resolution_is_upsampled_and_smooth():
         low = torch.tanh(net.to_rgb(h))
     assert low.shape == (2, 3, 8, 8)
     assert torch.allclose(bg, F.interpolate(low, size=(32, 32), mode="bilinear", align_corners=False), atol=1e-6)
+
+
+def test_shift_images_translates_each_image_by_its_own_offset_within_the_bound():
+    torch.manual_seed(0)
+    ramp = torch.linspace(-1, 1, 64).view(1, 1, 1, 64).expand(8, 1, 64, 64)  # x coordinate of each pixel centre
+    shifted = shift_images(ramp, 0.1)
+    inner = (shifted - ramp)[:, :, 16:48, 16:48]  # away from the reflected border: a constant offset per image
+    per_image = inner.mean(dim=(1, 2, 3))
+    assert torch.allclose(inner, per_image.view(-1, 1, 1, 1), atol=1e-4)
+    step = 2 / 63  # ramp units per pixel
+    assert (per_image.abs() <= 0.1 * 64 * step + 1e-4).all()  # at most 0.1 of the side = 6.4 px
+    assert per_image.std() > 0.5 * step  # offsets differ between images
+    assert torch.allclose(shift_images(ramp, 0.0), ramp, atol=1e-5)  # no offset: the same image
+
+
+def test_bg_shift_moves_the_composite_background_in_training_only():
+    over = {"model.background": "composite", "model.bg_channels": (8, 8, 8, 8), "model.part_masks": "normalised"}
+    torch.manual_seed(0)
+    g = gan.Generator(gan.get_config("tiny", {**over, "model.bg_shift": 0.2}).model)
+    lat = g.map(*torch.randn(3, 4, g.cfg.z_dim))
+    bg_map = g.conditioning(lat, 32).maps[:, -1:]
+    with torch.no_grad():
+        g.train()
+        a, b = g.render(lat), g.render(lat)
+        g.eval()
+        c, d = g.render(lat), g.render(lat)
+    assert (a - b).abs().max() > 1e-3  # a new offset each call
+    assert ((a - b).abs() <= 2 * bg_map + 1e-5).all()  # only through the background map
+    assert torch.equal(c, d)  # never in eval mode (sampling, editing, released weights)
+    g.train()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # train.amp: grid_sample runs in float32
+        assert g.render(lat).shape == a.shape
+    unshifted = gan.Generator(gan.get_config("tiny", over).model).train()
+    with torch.no_grad():
+        assert torch.equal(unshifted.render(lat), unshifted.render(lat))
+    for bad in ({**over, "model.bg_shift": 0.6}, {"model.bg_shift": 0.1}):
+        with pytest.raises(ValueError, match="bg_shift"):
+            gan.get_config("tiny", bad)
 
 
 def test_bg_min_resolution_keeps_the_background_embedding_out_of_low_resolutions():
@@ -155,7 +193,9 @@ def test_checkpoint_without_the_new_model_options_still_resumes(tmp_path):
     cfg = gan.get_config("tiny", {"train.sample_every": 1000})
     Trainer(cfg, images(), tmp_path).fit(2, progress=False)
     state = load_state(tmp_path / "checkpoint.pt")
-    for key in ("part_masks", "mask_bg_level", "spade_wide_until", "background", "bg_channels", "bg_min_resolution"):
+    new = ("part_masks", "mask_bg_level", "spade_wide_until", "background", "bg_channels", "bg_min_resolution")
+    new += ("bg_shift",)
+    for key in new:
         del state["config"]["model"][key]  # as written before these options existed
     save_state(tmp_path / "checkpoint.pt", state)
     assert Trainer(cfg, images(), tmp_path, resume=True).step == 2
