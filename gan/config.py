@@ -44,7 +44,8 @@ class ModelConfig:
     bg_channels: tuple[int, ...] = (64, 32, 16, 8, 8)
     # "composite": while training, the background image is translated by a random offset of up to this fraction of
     # the image side per sample (reflected at the border; GANSeg's random background shift): a background that draws
-    # part of the object lands beside the parts, which D sees, so the parts must draw the object. 0 = off
+    # part of the object lands beside the parts, which D sees. On faces it did not stop the keypoint drift and raised
+    # the background share (smooth skin survives a shift; CHANGELOG, issue 20). 0 = off
     bg_shift: float = 0.0
     bg_min_resolution: int = 0  # "shared": w_bg enters only at resolutions >= this, a learned constant below; 0 = all
     d_channels: tuple[int, ...] = (8, 16, 32, 64, 128)  # discriminator width per resolution, input ..
