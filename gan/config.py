@@ -42,11 +42,6 @@ class ModelConfig:
     # "composite": background net width per resolution from 4 px; it draws at 4 * 2^(len - 1) px, up-sampled
     # (bilinear) to the output: fewer widths, a blurrier background that cannot draw the object's detail
     bg_channels: tuple[int, ...] = (64, 32, 16, 8, 8)
-    # "composite": while training, the background image is translated by a random offset of up to this fraction of
-    # the image side per sample (reflected at the border; GANSeg's random background shift): a background that draws
-    # part of the object lands beside the parts, which D sees. On faces it did not stop the keypoint drift and raised
-    # the background share (smooth skin survives a shift; CHANGELOG, issue 20). 0 = off
-    bg_shift: float = 0.0
     bg_min_resolution: int = 0  # "shared": w_bg enters only at resolutions >= this, a learned constant below; 0 = all
     d_channels: tuple[int, ...] = (8, 16, 32, 64, 128)  # discriminator width per resolution, input ..
 
@@ -74,6 +69,11 @@ class TrainConfig:
     n_diag: int = 64  # samples used for keypoint diagnostics
     n_metric_pairs: int = 16  # sample pairs for the swap metrics (gan/metrics.py) at each snapshot; 0 = off
     n_realism: int = 0  # images per side for the realism measure (gan/realism.py) at each snapshot; 0 = off
+    # model.background="composite": the trainer translates each generated background by a random offset of up to
+    # this fraction of the image side (reflected at the border; GANSeg's random background shift), so a background
+    # that draws part of the object lands beside the parts, which D sees. On faces it did not stop the keypoint drift
+    # and raised the background share (smooth skin survives a shift; CHANGELOG, issue 20). 0 = off
+    bg_shift: float = 0.0
     diffaug: str = ""  # DiffAugment of D's real and fake inputs (gan/diffaug.py): "color,translation,cutout"; "" = off
     seed: int = 0
     threads: int = 0  # torch threads; 0 = leave torch's default
@@ -264,8 +264,8 @@ def validate(cfg: GANConfig) -> None:
         raise ValueError(f"model.background must be 'shared' or 'composite', got {m.background!r}")
     if m.background == "composite" and not 1 <= len(m.bg_channels) <= n_d:
         raise ValueError(f"model.bg_channels needs 1 to {n_d} widths (4 px .. at most {r} px), got {m.bg_channels}")
-    if not 0 <= m.bg_shift <= 0.5 or (m.bg_shift and m.background != "composite"):
-        raise ValueError(f"model.bg_shift must be in [0, 0.5] and needs model.background='composite', got {m.bg_shift}")
+    if not 0 <= t.bg_shift <= 0.5 or (t.bg_shift and m.background != "composite"):
+        raise ValueError(f"train.bg_shift must be in [0, 0.5] and needs model.background='composite', got {t.bg_shift}")
     if m.bg_min_resolution < 0:
         raise ValueError(f"model.bg_min_resolution must be >= 0, got {m.bg_min_resolution}")
     bad = [p for p in t.diffaug.split(",") if p.strip() and p.strip() not in ("color", "translation", "cutout")]

@@ -271,14 +271,12 @@ class BackgroundNet(nn.Module):
         return rgb
 
 
-def shift_images(images: torch.Tensor, max_shift: float) -> torch.Tensor:
-    """Translate each image of (B, C, H, W) by its own random offset, uniform in [-max_shift, max_shift] of the
-    side along each axis, reflecting at the border (bilinear, so sub-pixel offsets are fine)."""
-    b = images.shape[0]
-    offset = (torch.rand(b, 2, device=images.device) * 2 - 1) * (2 * max_shift)  # [-1, 1] grid units: side = 2
-    theta = torch.zeros(b, 2, 3, device=images.device)
+def shift_images(images: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """Translate each image of (B, C, H, W) by its offset (B, 2), (x, y) as fractions of the side (positive = right,
+    down), reflecting at the border (bilinear, so sub-pixel offsets are fine)."""
+    theta = torch.zeros(images.shape[0], 2, 3, device=images.device)
     theta[:, 0, 0] = theta[:, 1, 1] = 1
-    theta[:, :, 2] = offset
+    theta[:, :, 2] = -2 * offsets.to(images.device, torch.float32)  # the grid samples at x - offset; side = 2 units
     grid = F.affine_grid(theta, list(images.shape), align_corners=False).to(images.dtype)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
@@ -336,12 +334,13 @@ class Generator(nn.Module):
         bg_embed = self.bg_mlp(z_bg)
         return Latents(keypoints, kp_embed, bg_embed, torch.ones(b, k, device=z_pose.device, dtype=keypoints.dtype))
 
-    def render(self, lat: Latents) -> torch.Tensor:
+    def render(self, lat: Latents, bg_offset: torch.Tensor | None = None) -> torch.Tensor:
         """:class:`Latents` -> images (B, 3, R, R) in [-1, 1].
 
         Latents may carry more than K keypoints (parts added by editing): the first K feed the positional start,
-        all of them feed the heatmap conditioning (``conditioning="sum"`` only). In training mode with
-        ``bg_shift`` the composite background is randomly translated (:func:`shift_images`); in eval mode never.
+        all of them feed the heatmap conditioning (``conditioning="sum"`` only). ``bg_offset`` (B, 2), composite
+        background only: translate the background by these fractions of the side (:func:`shift_images`; the
+        trainer's ``train.bg_shift``).
         """
         k, k_lat = self.cfg.n_keypoints, lat.keypoints.shape[1]
         if k_lat < k or (k_lat > k and self.cfg.conditioning != "sum"):
@@ -357,11 +356,13 @@ class Generator(nn.Module):
             x = block(x, cond, upsample=i > 0)
         image = torch.tanh(self.to_rgb(F.leaky_relu(x, 0.2, inplace=True)))
         if self.cfg.background != "composite":
+            if bg_offset is not None:
+                raise ValueError("bg_offset needs model.background='composite'")
             return image
         bg_map = cond.maps[:, -1:]  # at the output resolution: 1 - max_k H_k, or the normalised background mask
         background = self.bg_net(lat.bg_embed)
-        if self.training and self.cfg.bg_shift > 0:
-            background = shift_images(background, self.cfg.bg_shift)
+        if bg_offset is not None:
+            background = shift_images(background, bg_offset)
         background = background.to(image.dtype)  # grid_sample gives float32 under bf16 autocast
         return torch.lerp(image, background, bg_map.to(image.dtype))
 
@@ -381,6 +382,8 @@ class Generator(nn.Module):
         embeds = torch.cat((lat.kp_embed, bg.unsqueeze(1)), dim=1)
         return Conditioning(maps, embeds, self.cfg.conditioning)
 
-    def forward(self, z_pose: torch.Tensor, z_app: torch.Tensor, z_bg: torch.Tensor) -> tuple[torch.Tensor, Latents]:
+    def forward(
+        self, z_pose: torch.Tensor, z_app: torch.Tensor, z_bg: torch.Tensor, bg_offset: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, Latents]:
         lat = self.map(z_pose, z_app, z_bg)
-        return self.render(lat), lat
+        return self.render(lat, bg_offset), lat

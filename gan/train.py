@@ -139,6 +139,14 @@ class Trainer:
         z = torch.randn(3, n, self.cfg.model.z_dim, generator=self.rng)
         return [t.to(self.device) for t in z]
 
+    def _bg_offsets(self, n: int) -> torch.Tensor | None:
+        """``train.bg_shift``: a random background offset per generated image, from the trainer's generator (so that
+        resumed runs stay bit-identical); None when off."""
+        shift = self.cfg.train.bg_shift
+        if not shift:
+            return None
+        return ((torch.rand(n, 2, generator=self.rng) * 2 - 1) * shift).to(self.device)
+
     def real_batch(self) -> torch.Tensor:
         """A random batch of real images in [-1, 1], flipped horizontally at random when configured."""
         idx = torch.randint(len(self.images), (self.local_batch,), generator=self.rng)
@@ -183,7 +191,7 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         self.opt_d.zero_grad(set_to_none=True)
         with self._autocast():
-            fake, _ = self.G(*z)
+            fake, _ = self.G(*z, self._bg_offsets(n))
         gp = None
         if do_gp:  # the penalty needs its own pass over the reals (double backward)
             with self._autocast():

@@ -23,7 +23,7 @@ def images(n=16, res=32):
 def test_defaults_are_todays_model():
     m = gan.ModelConfig()
     assert (m.part_masks, m.spade_wide_until, gan.TrainConfig().diffaug) == ("gaussian", 0, "")
-    assert (m.background, m.bg_min_resolution, m.bg_shift) == ("shared", 0, 0.0)
+    assert (m.background, m.bg_min_resolution, gan.TrainConfig().bg_shift) == ("shared", 0, 0.0)
     assert not hasattr(gan.Generator(gan.get_config("tiny").model), "bg_net")
 
 
@@ -65,40 +65,39 @@ def test_composite_background_drawn_at_low_resolution_is_upsampled_and_smooth():
     assert torch.allclose(bg, F.interpolate(low, size=(32, 32), mode="bilinear", align_corners=False), atol=1e-6)
 
 
-def test_shift_images_translates_each_image_by_its_own_offset_within_the_bound():
-    torch.manual_seed(0)
-    ramp = torch.linspace(-1, 1, 64).view(1, 1, 1, 64).expand(8, 1, 64, 64)  # x coordinate of each pixel centre
-    shifted = shift_images(ramp, 0.1)
-    inner = (shifted - ramp)[:, :, 16:48, 16:48]  # away from the reflected border: a constant offset per image
-    per_image = inner.mean(dim=(1, 2, 3))
-    assert torch.allclose(inner, per_image.view(-1, 1, 1, 1), atol=1e-4)
+def test_shift_images_translates_each_image_by_its_offset():
+    ramp = torch.linspace(-1, 1, 64).view(1, 1, 1, 64).expand(3, 1, 64, 64)  # x coordinate of each pixel centre
+    offsets = torch.tensor([[0.0, 0.0], [0.125, 0.0], [-0.0625, 0.25]])  # 0, +8 and -4 px along x
+    inner = (shift_images(ramp, offsets) - ramp)[:, :, 20:44, 20:44]  # away from the reflected border
     step = 2 / 63  # ramp units per pixel
-    assert (per_image.abs() <= 0.1 * 64 * step + 1e-4).all()  # at most 0.1 of the side = 6.4 px
-    assert per_image.std() > 0.5 * step  # offsets differ between images
-    assert torch.allclose(shift_images(ramp, 0.0), ramp, atol=1e-5)  # no offset: the same image
+    for moved, px in zip(inner, (0, 8, -4)):
+        assert torch.allclose(moved, torch.full_like(moved, -px * step), atol=1e-4)  # content moves right by px
+    up = torch.linspace(-1, 1, 64).view(1, 1, 64, 1).expand(1, 1, 64, 64)  # y coordinate
+    assert torch.allclose((shift_images(up, torch.tensor([[0.0, 0.125]])) - up)[..., 20:44, :], torch.tensor(-8 * step))
 
 
-def test_bg_shift_moves_the_composite_background_in_training_only():
+def test_bg_shift_moves_the_composite_background_in_training_only(tmp_path):
     over = {"model.background": "composite", "model.bg_channels": (8, 8, 8, 8), "model.part_masks": "normalised"}
     torch.manual_seed(0)
-    g = gan.Generator(gan.get_config("tiny", {**over, "model.bg_shift": 0.2}).model)
+    g = gan.Generator(gan.get_config("tiny", over).model).eval()
     lat = g.map(*torch.randn(3, 4, g.cfg.z_dim))
     bg_map = g.conditioning(lat, 32).maps[:, -1:]
+    offsets = torch.tensor([[0.1, -0.2], [0.0, 0.0], [-0.3, 0.05], [0.2, 0.2]])
     with torch.no_grad():
-        g.train()
-        a, b = g.render(lat), g.render(lat)
-        g.eval()
-        c, d = g.render(lat), g.render(lat)
-    assert (a - b).abs().max() > 1e-3  # a new offset each call
-    assert ((a - b).abs() <= 2 * bg_map + 1e-5).all()  # only through the background map
-    assert torch.equal(c, d)  # never in eval mode (sampling, editing, released weights)
-    g.train()
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # train.amp: grid_sample runs in float32
-        assert g.render(lat).shape == a.shape
-    unshifted = gan.Generator(gan.get_config("tiny", over).model).train()
-    with torch.no_grad():
-        assert torch.equal(unshifted.render(lat), unshifted.render(lat))
-    for bad in ({**over, "model.bg_shift": 0.6}, {"model.bg_shift": 0.1}):
+        x, shifted = g.render(lat), g.render(lat, offsets)
+        expected = bg_map * (shift_images(g.bg_net(lat.bg_embed), offsets) - g.bg_net(lat.bg_embed))
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # train.amp: grid_sample runs in float32
+            assert g.render(lat, offsets).shape == x.shape
+    assert torch.allclose(shifted - x, expected, atol=1e-5)  # only the background moves, through its map
+    assert (shifted - x)[0].abs().max() > 1e-3 and (shifted - x)[1].abs().max() < 1e-5
+    with pytest.raises(ValueError, match="composite"):
+        gan.Generator(gan.get_config("tiny").model).render(lat, offsets)
+    # the trainer draws offsets within the bound from its own generator, and none when off
+    trainer = Trainer(gan.get_config("tiny", {**over, "train.bg_shift": 0.2}), images(), tmp_path / "on")
+    drawn = trainer._bg_offsets(4096)
+    assert drawn.shape == (4096, 2) and drawn.abs().max() <= 0.2 and drawn.abs().max() > 0.19
+    assert Trainer(gan.get_config("tiny", over), images(), tmp_path / "off")._bg_offsets(4) is None
+    for bad in ({**over, "train.bg_shift": 0.6}, {"train.bg_shift": 0.1}):
         with pytest.raises(ValueError, match="bg_shift"):
             gan.get_config("tiny", bad)
 
@@ -174,8 +173,16 @@ def test_diffaug_is_differentiable_seeded_and_does_what_it_says():
         gan.get_config("tiny", {"train.diffaug": "flip"})
 
 
-def test_training_with_diffaug_resumes_bit_identically(tmp_path):
-    over = {"train.diffaug": "color,translation,cutout", "train.gp_every": 2, "train.n_metric_pairs": 0}
+@pytest.mark.parametrize(
+    "lever",
+    [
+        {"train.diffaug": "color,translation,cutout"},
+        {"model.background": "composite", "model.bg_channels": (8, 8, 8, 8), "train.bg_shift": 0.2},
+    ],
+    ids=["diffaug", "bg_shift"],
+)
+def test_training_with_random_levers_resumes_bit_identically(tmp_path, lever):
+    over = {**lever, "train.gp_every": 2, "train.n_metric_pairs": 0}
     cfg = gan.get_config("tiny", {**over, "train.checkpoint_every": 1000, "train.sample_every": 1000})
     straight = Trainer(cfg, images(), tmp_path / "a")
     straight.fit(4, progress=False)
@@ -185,18 +192,18 @@ def test_training_with_diffaug_resumes_bit_identically(tmp_path):
     resumed.fit(4, progress=False)
     for p, q in zip(straight.G.state_dict().values(), resumed.G.state_dict().values()):
         assert torch.equal(p, q)
-    real = straight.real_batch()
-    assert straight._augment(real).shape == real.shape and not torch.equal(straight._augment(real), real)
+    if "train.diffaug" in lever:
+        real = straight.real_batch()
+        assert straight._augment(real).shape == real.shape and not torch.equal(straight._augment(real), real)
 
 
 def test_checkpoint_without_the_new_model_options_still_resumes(tmp_path):
     cfg = gan.get_config("tiny", {"train.sample_every": 1000})
     Trainer(cfg, images(), tmp_path).fit(2, progress=False)
     state = load_state(tmp_path / "checkpoint.pt")
-    new = ("part_masks", "mask_bg_level", "spade_wide_until", "background", "bg_channels", "bg_min_resolution")
-    new += ("bg_shift",)
-    for key in new:
+    for key in ("part_masks", "mask_bg_level", "spade_wide_until", "background", "bg_channels", "bg_min_resolution"):
         del state["config"]["model"][key]  # as written before these options existed
+    del state["config"]["train"]["bg_shift"]
     save_state(tmp_path / "checkpoint.pt", state)
     assert Trainer(cfg, images(), tmp_path, resume=True).step == 2
     other = gan.get_config("tiny", {"train.sample_every": 1000, "model.part_masks": "normalised"})
