@@ -3,6 +3,8 @@
 - spread: per keypoint, the standard deviation of its position across samples (px); near 0 = frozen.
 - central: share of keypoints inside the central part of the image (objects are roughly centred in the
   training sets used here; keypoints parked at the border draw nothing).
+- layout: the mean keypoint configuration's extent across its narrower axis over its wider one (the square root of
+  the eigenvalue ratio of its 2 x 2 covariance); near 0 = the keypoints line up (a chain down the middle of a face).
 - locality: move one keypoint by a few pixels and measure which share of the image change falls within a
   disk around its old and new position, beside the share of the image that disk covers (chance level).
 """
@@ -21,6 +23,14 @@ from .sampling import render, sample
 def keypoint_spread(keypoints_px: torch.Tensor) -> torch.Tensor:
     """(N, K, 2) pixel keypoints -> (K,) spread in px: ``sqrt(var_x + var_y)`` across the N samples."""
     return keypoints_px.var(dim=0, unbiased=False).sum(-1).sqrt()
+
+
+def layout_ratio(keypoints_px: torch.Tensor) -> float:
+    """(N, K, 2) keypoints -> the mean configuration's minor / major axis (K >= 2): 1 = as wide as tall, 0 = a line."""
+    mean = keypoints_px.double().mean(dim=0)
+    centred = mean - mean.mean(dim=0)
+    eig = torch.linalg.eigvalsh(centred.T @ centred / len(mean)).clamp_min(0)
+    return (eig[0] / eig[1]).sqrt().item() if eig[1] > 0 else 0.0
 
 
 def central_share(keypoints_px: torch.Tensor, size: int, margin: float = 0.15) -> float:
@@ -87,6 +97,7 @@ def keypoint_report(generator: Generator, n: int = 64, seed: int = 12345, n_loca
         "kp_spread_min": spread.min().item(),
         "kp_spread_mean": spread.mean().item(),
         "kp_central": central_share(s.keypoints, generator.resolution),
+        "kp_layout": layout_ratio(s.keypoints),
     }
     out.update(locality(generator, s.latents[:n_locality]))
     out["kp_spread"] = [round(v, 2) for v in spread.tolist()]
