@@ -74,6 +74,16 @@ class TrainConfig:
     # that draws part of the object lands beside the parts, which D sees. On faces it did not stop the keypoint drift
     # and raised the background share (smooth skin survives a shift; CHANGELOG, issue 20). 0 = off
     bg_shift: float = 0.0
+    # Equivariance of the generator (issue 20's keypoint drift): every ``equivariance_every`` steps, G renders each
+    # fake again with all its keypoints (and a composite background) zoomed about the centre by exp(u), |u| <=
+    # ``equivariance_scale``, and moved by a random offset of up to ``equivariance_shift`` of the side, and pays
+    # ``equivariance`` x the mean absolute difference to the first image moved the same way (where its content was
+    # in the image). A generator that draws the object at a fixed place and size, not where its keypoints say,
+    # pays for it. 0 = off
+    equivariance: float = 0.0
+    equivariance_shift: float = 0.125
+    equivariance_scale: float = 0.0
+    equivariance_every: int = 4
     diffaug: str = ""  # DiffAugment of D's real and fake inputs (gan/diffaug.py): "color,translation,cutout"; "" = off
     seed: int = 0
     threads: int = 0  # torch threads; 0 = leave torch's default
@@ -266,6 +276,12 @@ def validate(cfg: GANConfig) -> None:
         raise ValueError(f"model.bg_channels needs 1 to {n_d} widths (4 px .. at most {r} px), got {m.bg_channels}")
     if not 0 <= t.bg_shift <= 0.5 or (t.bg_shift and m.background != "composite"):
         raise ValueError(f"train.bg_shift must be in [0, 0.5] and needs model.background='composite', got {t.bg_shift}")
+    eq = (t.equivariance, t.equivariance_shift, t.equivariance_scale, t.equivariance_every)
+    if eq[0] < 0 or not 0 <= eq[1] <= 0.25 or not 0 <= eq[2] <= 0.25 or eq[3] < 1:
+        raise ValueError(
+            "train.equivariance must be >= 0, train.equivariance_shift and train.equivariance_scale in [0, 0.25],"
+            f" train.equivariance_every >= 1; got {eq}"
+        )
     if m.bg_min_resolution < 0:
         raise ValueError(f"model.bg_min_resolution must be >= 0, got {m.bg_min_resolution}")
     bad = [p for p in t.diffaug.split(",") if p.strip() and p.strip() not in ("color", "translation", "cutout")]

@@ -271,12 +271,17 @@ class BackgroundNet(nn.Module):
         return rgb
 
 
-def shift_images(images: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+def shift_images(images: torch.Tensor, offsets: torch.Tensor, scales: torch.Tensor | None = None) -> torch.Tensor:
     """Translate each image of (B, C, H, W) by its offset (B, 2), (x, y) as fractions of the side (positive = right,
-    down), reflecting at the border (bilinear, so sub-pixel offsets are fine)."""
+    down), after zooming it by its scale (B,) about the centre when given; what comes in from outside the image is
+    its reflection at the border (bilinear, so sub-pixel offsets are fine). In [-1, 1] coordinates the content at p
+    moves to ``scale * p + 2 * offset``."""
+    inv = torch.ones(images.shape[0], device=images.device)
+    if scales is not None:
+        inv = 1 / scales.to(images.device, torch.float32)
     theta = torch.zeros(images.shape[0], 2, 3, device=images.device)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1
-    theta[:, :, 2] = -2 * offsets.to(images.device, torch.float32)  # the grid samples at x - offset; side = 2 units
+    theta[:, 0, 0] = theta[:, 1, 1] = inv
+    theta[:, :, 2] = -2 * offsets.to(images.device, torch.float32) * inv[:, None]  # samples at (q - 2 offset) / scale
     grid = F.affine_grid(theta, list(images.shape), align_corners=False).to(images.dtype)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
@@ -334,13 +339,16 @@ class Generator(nn.Module):
         bg_embed = self.bg_mlp(z_bg)
         return Latents(keypoints, kp_embed, bg_embed, torch.ones(b, k, device=z_pose.device, dtype=keypoints.dtype))
 
-    def render(self, lat: Latents, bg_offset: torch.Tensor | None = None) -> torch.Tensor:
+    def render(
+        self, lat: Latents, bg_offset: torch.Tensor | None = None, bg_scale: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """:class:`Latents` -> images (B, 3, R, R) in [-1, 1].
 
         Latents may carry more than K keypoints (parts added by editing): the first K feed the positional start,
-        all of them feed the heatmap conditioning (``conditioning="sum"`` only). ``bg_offset`` (B, 2), composite
-        background only: translate the background by these fractions of the side (:func:`shift_images`; the
-        trainer's ``train.bg_shift``).
+        all of them feed the heatmap conditioning (``conditioning="sum"`` only). ``bg_offset`` (B, 2) and
+        ``bg_scale`` (B,), composite background only: zoom the background by ``bg_scale`` and translate it by
+        ``bg_offset`` fractions of the side (:func:`shift_images`; the trainer's ``train.bg_shift`` and
+        ``train.equivariance``).
         """
         k, k_lat = self.cfg.n_keypoints, lat.keypoints.shape[1]
         if k_lat < k or (k_lat > k and self.cfg.conditioning != "sum"):
@@ -356,13 +364,14 @@ class Generator(nn.Module):
             x = block(x, cond, upsample=i > 0)
         image = torch.tanh(self.to_rgb(F.leaky_relu(x, 0.2, inplace=True)))
         if self.cfg.background != "composite":
-            if bg_offset is not None:
-                raise ValueError("bg_offset needs model.background='composite'")
+            if bg_offset is not None or bg_scale is not None:
+                raise ValueError("bg_offset and bg_scale need model.background='composite'")
             return image
         bg_map = cond.maps[:, -1:]  # at the output resolution: 1 - max_k H_k, or the normalised background mask
         background = self.bg_net(lat.bg_embed)
-        if bg_offset is not None:
-            background = shift_images(background, bg_offset)
+        if bg_offset is not None or bg_scale is not None:
+            offset = bg_offset if bg_offset is not None else torch.zeros(background.shape[0], 2)
+            background = shift_images(background, offset, bg_scale)
         background = background.to(image.dtype)  # grid_sample gives float32 under bf16 autocast
         return torch.lerp(image, background, bg_map.to(image.dtype))
 

@@ -1,10 +1,14 @@
 """GAN losses of LatentKeypointGAN (successor's choices): non-saturating logistic loss and a lazy gradient
-penalty on real images (R1 form, Mescheder et al. 2018; lazy regularisation as in StyleGAN2)."""
+penalty on real images (R1 form, Mescheder et al. 2018; lazy regularisation as in StyleGAN2); a translation-
+equivariance penalty on the generator (``train.equivariance``)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from .generator import Generator, Latents, shift_images
+from .keypoint_maps import grid2d
 
 
 def d_logistic_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -21,3 +25,38 @@ def gradient_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> to
     """``E ||grad_x D(x)||^2`` on real images; ``real_images`` must require grad and produce ``real_logits``."""
     (grad,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True)
     return grad.float().square().sum(dim=(1, 2, 3)).mean()
+
+
+def equivariance_loss(
+    generator: Generator,
+    lat: Latents,
+    image: torch.Tensor,
+    offsets: torch.Tensor,
+    scales: torch.Tensor | None = None,
+    bg_offset: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """How far the generator is from drawing what its keypoints say (``train.equivariance``).
+
+    Renders ``lat`` again with its keypoints moved as a whole: zoomed by ``scales`` (B,) about the image centre when
+    given, then translated by ``offsets`` (B, 2), (x, y) fractions of the side (a composite background moved with
+    them, on top of its own ``bg_offset``); returns the mean absolute difference to ``image`` (the first rendering)
+    moved the same way, over the pixels whose content was inside the first image (elsewhere the moved image shows a
+    reflection, not content). 0 for a generator whose image moves with its keypoints; gradients flow into both
+    renderings.
+    """
+    n, size = image.shape[0], image.shape[-1]
+    scale = torch.ones(n, device=image.device) if scales is None else scales.to(image.device, torch.float32)
+    offsets = offsets.to(image.device, torch.float32)
+    kp = lat.keypoints * scale[:, None, None].to(lat.keypoints) + 2 * offsets[:, None].to(lat.keypoints)
+    bg_off, bg_scale = None, None
+    if generator.cfg.background == "composite":  # content at p -> s (p + 2 b) + 2 t: offset s b + t, scale s
+        bg_off = offsets if bg_offset is None else bg_offset.to(offsets) * scale[:, None] + offsets
+        bg_scale = scales
+    second = generator.render(lat.replace(keypoints=kp), bg_off, bg_scale)
+    target = shift_images(image, offsets, scales)
+    source = (grid2d(size, image.device)[None] - 2 * offsets[:, None, None]) / scale[:, None, None, None]
+    inside = (source.abs() <= 1 - 1 / size).all(dim=-1).unsqueeze(1)  # (B, 1, s, s): no reflection in reach
+    if not inside.any():
+        raise ValueError("the moves take every pixel's content outside the image: nothing to compare")
+    diff = (second.float() - target.float()).abs() * inside
+    return diff.sum() / (inside.sum() * image.shape[1])

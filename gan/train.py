@@ -31,9 +31,9 @@ from .config import GANConfig
 from .diagnostics import keypoint_report
 from .diffaug import diff_augment, parse_policy
 from .discriminator import Discriminator
-from .generator import Generator
+from .generator import Generator, Latents
 from .loop import Schedule, deadline_after, fit_loop
-from .losses import d_logistic_loss, g_nonsaturating_loss, gradient_penalty
+from .losses import d_logistic_loss, equivariance_loss, g_nonsaturating_loss, gradient_penalty
 from .malloc import retain_freed_memory
 from .metrics import gan_metrics, rounded
 from .sampling import sample
@@ -190,8 +190,9 @@ class Trainer:
         self.D.requires_grad_(True)
         self.opt_g.zero_grad(set_to_none=True)
         self.opt_d.zero_grad(set_to_none=True)
+        bg_offset = self._bg_offsets(n)
         with self._autocast():
-            fake, _ = self.G(*z, self._bg_offsets(n))
+            fake, lat = self.G(*z, bg_offset)
         gp = None
         if do_gp:  # the penalty needs its own pass over the reals (double backward)
             with self._autocast():
@@ -211,7 +212,13 @@ class Trainer:
             loss_g = g_nonsaturating_loss(fake_logits)
             loss_d = d_logistic_loss(real_logits, fake_logits)
             grad_fake = self._shared_backward(loss_g, loss_d, fake, fake_logits)
-        fake.backward(grad_fake)  # G's gradients; D's graph is freed by now
+        equiv = self._equivariance(lat, fake, bg_offset)
+        roots, grads = (
+            ([fake], [grad_fake])
+            if equiv is None
+            else ([fake, equiv * t.equivariance * t.equivariance_every], [grad_fake, None])
+        )
+        torch.autograd.backward(roots, grads)  # G's gradients; D's graph is freed by now
         self._average_gradients(self.G)
         self.opt_g.step()
         self._average_gradients(self.D)
@@ -227,7 +234,24 @@ class Trainer:
         }
         if gp is not None:
             out["gp"] = gp.item()
+        if equiv is not None:
+            out["equivariance"] = equiv.item()
         return out
+
+    def _equivariance(self, lat: Latents, fake: torch.Tensor, bg_offset: torch.Tensor | None) -> torch.Tensor | None:
+        """``train.equivariance``, when due this step: the fakes rendered again with their keypoints moved by a random
+        offset (and zoom), against the fakes moved (:func:`~gan.losses.equivariance_loss`); None when off or not
+        due. Offsets come from the trainer's generator, so resumed runs stay bit-identical."""
+        t = self.cfg.train
+        if not t.equivariance or self.step % t.equivariance_every:
+            return None
+        n = fake.shape[0]
+        offsets = ((torch.rand(n, 2, generator=self.rng) * 2 - 1) * t.equivariance_shift).to(self.device)
+        scales = None
+        if t.equivariance_scale:
+            scales = ((torch.rand(n, generator=self.rng) * 2 - 1) * t.equivariance_scale).exp().to(self.device)
+        with self._autocast():
+            return equivariance_loss(self.G, lat, fake, offsets, scales, bg_offset)
 
     def _shared_backward(
         self, loss_g: torch.Tensor, loss_d: torch.Tensor, fake: torch.Tensor, fake_logits: torch.Tensor

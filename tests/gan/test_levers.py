@@ -11,8 +11,9 @@ import torch.nn.functional as F
 import gan
 from gan.checkpoint import load_state, save_state
 from gan.diffaug import cutout, diff_augment, parse_policy, translation
-from gan.generator import SPADE, shift_images
-from gan.keypoint_maps import gaussian_heatmaps, normalised_part_masks
+from gan.generator import SPADE, Latents, shift_images
+from gan.keypoint_maps import gaussian_heatmaps, grid2d, normalised_part_masks
+from gan.losses import equivariance_loss
 from gan.train import Trainer
 
 
@@ -178,8 +179,9 @@ def test_diffaug_is_differentiable_seeded_and_does_what_it_says():
     [
         {"train.diffaug": "color,translation,cutout"},
         {"model.background": "composite", "model.bg_channels": (8, 8, 8, 8), "train.bg_shift": 0.2},
+        {"train.equivariance": 1.0, "train.equivariance_every": 2, "train.equivariance_scale": 0.1},
     ],
-    ids=["diffaug", "bg_shift"],
+    ids=["diffaug", "bg_shift", "equivariance"],
 )
 def test_training_with_random_levers_resumes_bit_identically(tmp_path, lever):
     over = {**lever, "train.gp_every": 2, "train.n_metric_pairs": 0}
@@ -203,9 +205,91 @@ def test_checkpoint_without_the_new_model_options_still_resumes(tmp_path):
     state = load_state(tmp_path / "checkpoint.pt")
     for key in ("part_masks", "mask_bg_level", "spade_wide_until", "background", "bg_channels", "bg_min_resolution"):
         del state["config"]["model"][key]  # as written before these options existed
-    del state["config"]["train"]["bg_shift"]
+    for key in ("bg_shift", "equivariance", "equivariance_shift", "equivariance_scale", "equivariance_every"):
+        del state["config"]["train"][key]
     save_state(tmp_path / "checkpoint.pt", state)
     assert Trainer(cfg, images(), tmp_path, resume=True).step == 2
     other = gan.get_config("tiny", {"train.sample_every": 1000, "model.part_masks": "normalised"})
     with pytest.raises(gan.CheckpointError, match="part_masks"):
         Trainer(other, images(), tmp_path, resume=True)
+
+
+class BlobGenerator:
+    """A stand-in generator that draws a Gaussian blob at each keypoint (``follow``) or at fixed places (not)."""
+
+    def __init__(self, follow: bool, background: str = "shared"):
+        self.cfg = gan.ModelConfig(background=background)
+        self.follow, self.bg_seen = follow, []
+
+    def render(self, lat, bg_offset=None, bg_scale=None):
+        self.bg_seen.append((bg_offset, bg_scale))
+        centres = lat.keypoints if self.follow else torch.zeros_like(lat.keypoints)
+        d2 = (grid2d(32)[None, None] - centres[:, :, None, None]).pow(2).sum(-1)  # (B, K, 32, 32)
+        return torch.exp(-d2 / 0.05).sum(1, keepdim=True).expand(-1, 3, -1, -1) * 2 - 1
+
+
+def blob_latents(n=4, k=3):
+    kp = torch.rand(n, k, 2, generator=torch.Generator().manual_seed(0)) - 0.5
+    return Latents(kp, torch.zeros(n, k, 8), torch.zeros(n, 8), torch.ones(n, k))
+
+
+def test_equivariance_loss_is_zero_where_the_image_follows_its_keypoints_only():
+    lat = blob_latents()
+    offsets = torch.tensor([[0.1, 0.0], [0.0, -0.1], [0.0625, 0.0625], [-0.125, 0.03125]])
+    scales = torch.tensor([1.0, 1.2, 0.8, 1.1])
+    follows, fixed = BlobGenerator(True), BlobGenerator(False)
+    loss_follow = equivariance_loss(follows, lat, follows.render(lat), offsets)
+    loss_fixed = equivariance_loss(fixed, lat, fixed.render(lat), offsets)
+    assert loss_follow < 0.02 < 0.1 < loss_fixed  # bilinear resampling of the target leaves a small residue
+    # zoomed too: blobs at the keypoints pay only for their size, which does not zoom; fixed blobs pay for more
+    zoomed = [equivariance_loss(g, lat, g.render(lat), offsets, scales) for g in (follows, fixed)]
+    assert 3 * zoomed[0] < zoomed[1]
+    assert equivariance_loss(fixed, lat, fixed.render(lat), torch.zeros(4, 2)) == 0
+    # blobs whose size does not scale: a zoom alone costs something, and more for larger zooms
+    zoom = [
+        equivariance_loss(follows, lat, follows.render(lat), torch.zeros(4, 2), torch.full((4,), z)) for z in (1.1, 1.3)
+    ]
+    assert 0 < zoom[0] < zoom[1]
+    assert follows.bg_seen[-1] == (None, None)  # a shared background is drawn from the keypoints: nothing to move
+    composite = BlobGenerator(True, "composite")
+    bg = torch.full((4, 2), 0.01)
+    equivariance_loss(composite, lat, composite.render(lat), offsets, scales, bg_offset=bg)
+    seen_offset, seen_scale = composite.bg_seen[-1]  # the background moves with the keypoints: s (p + 2 b) + 2 t
+    assert torch.allclose(seen_offset, bg * scales[:, None] + offsets) and torch.equal(seen_scale, scales)
+    with pytest.raises(ValueError, match="nothing to compare"):
+        equivariance_loss(follows, lat, follows.render(lat), torch.full((4, 2), 1.0))
+
+
+def test_shift_images_zooms_about_the_centre_then_translates():
+    x = grid2d(64).permute(2, 0, 1)[None].repeat(2, 1, 1, 1)  # channel 0 = x, channel 1 = y at each pixel
+    out = shift_images(x, torch.tensor([[0.0, 0.0], [0.1, -0.05]]), torch.tensor([2.0, 0.5]))
+    q = grid2d(64).permute(2, 0, 1)
+    inner = (slice(None), slice(24, 40), slice(24, 40))  # content from inside the image in both
+    assert torch.allclose(out[0][inner], q[inner] / 2, atol=1e-5)  # content at p is now at 2 p: shows q / 2
+    shift = torch.tensor([0.2, -0.1])[:, None, None]
+    assert torch.allclose(out[1][inner], ((q - shift) / 0.5)[inner], atol=1e-5)
+
+
+def test_equivariance_penalty_trains_g_on_its_steps_only(tmp_path):
+    over = {"train.sample_every": 1000, "train.checkpoint_every": 1000, "train.n_metric_pairs": 0}
+    torch.manual_seed(0)
+    on = Trainer(
+        gan.get_config("tiny", {**over, "train.equivariance": 5.0, "train.equivariance_every": 2}),
+        images(),
+        tmp_path / "on",
+    )
+    off = Trainer(gan.get_config("tiny", over), images(), tmp_path / "off")
+    logged = []
+    for _ in range(3):
+        state = on.rng.get_state()
+        real = on.real_batch()
+        off.rng.set_state(state)  # the same reals and noise for both
+        assert torch.equal(off.real_batch(), real)
+        logged.append("equivariance" in on.train_step(real))
+        off.train_step(real)
+    assert logged == [True, False, True]  # steps 0 and 2
+    assert any(not torch.equal(p, q) for p, q in zip(on.G.parameters(), off.G.parameters()))
+    bad_values = ({"train.equivariance": -1.0}, {"train.equivariance_shift": 0.3}, {"train.equivariance_scale": -0.1})
+    for bad in (*bad_values, {"train.equivariance_every": 0}):
+        with pytest.raises(ValueError, match="equivariance"):
+            gan.get_config("tiny", bad)
