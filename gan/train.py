@@ -119,6 +119,7 @@ class Trainer:
         self.images_seen = 0
         self.wall_time = 0.0
         self.stop_requested = False
+        self.last_equivariance = float("nan")  # train.equivariance's latest value (logged on every row)
         self._real_features: torch.Tensor | None = None  # realism reference, computed at the first snapshot
         self.diffaug = parse_policy(t.diffaug)
 
@@ -235,7 +236,9 @@ class Trainer:
         if gp is not None:
             out["gp"] = gp.item()
         if equiv is not None:
-            out["equivariance"] = equiv.item()
+            self.last_equivariance = equiv.item()
+        if t.equivariance:
+            out["equivariance"] = self.last_equivariance  # the latest value: logged rows need not fall on a due step
         return out
 
     def _equivariance(self, lat: Latents, fake: torch.Tensor, bg_offset: torch.Tensor | None) -> torch.Tensor | None:

@@ -279,15 +279,17 @@ def test_equivariance_penalty_trains_g_on_its_steps_only(tmp_path):
         tmp_path / "on",
     )
     off = Trainer(gan.get_config("tiny", over), images(), tmp_path / "off")
-    logged = []
+    due, logged = [], []
     for _ in range(3):
         state = on.rng.get_state()
         real = on.real_batch()
         off.rng.set_state(state)  # the same reals and noise for both
         assert torch.equal(off.real_batch(), real)
-        logged.append("equivariance" in on.train_step(real))
-        off.train_step(real)
-    assert logged == [True, False, True]  # steps 0 and 2
+        before = on.last_equivariance
+        logged.append(on.train_step(real)["equivariance"])
+        due.append(logged[-1] != before)  # nan before the first
+        assert "equivariance" not in off.train_step(real)
+    assert due == [True, False, True] and logged[1] == logged[0] > 0  # steps 0 and 2; step 1 logs step 0's value
     assert any(not torch.equal(p, q) for p, q in zip(on.G.parameters(), off.G.parameters()))
     bad_values = ({"train.equivariance": -1.0}, {"train.equivariance_shift": 0.3}, {"train.equivariance_scale": -0.1})
     for bad in (*bad_values, {"train.equivariance_every": 0}):
