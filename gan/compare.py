@@ -24,6 +24,7 @@ COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     ("spread min px", "diag", "kp_spread_min", "{:.1f}"),
     ("spread mean px", "diag", "kp_spread_mean", "{:.1f}"),
     ("central", "diag", "kp_central", "{:.2f}"),
+    ("extent px", "diag", "kp_extent", "{:.1f}"),
     ("layout", "diag", "kp_layout", "{:.2f}"),
     ("move loc x", "diag", "locality_ratio", "{:.1f}"),
     ("appearance", "metrics", "app_share_region", "{:.2f}"),

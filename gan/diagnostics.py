@@ -3,6 +3,8 @@
 - spread: per keypoint, the standard deviation of its position across samples (px); near 0 = frozen.
 - central: share of keypoints inside the central part of the image (objects are roughly centred in the
   training sets used here; keypoints parked at the border draw nothing).
+- extent: the mean keypoint configuration's size, the RMS distance of its keypoints from their centroid (px; near 0 =
+  all keypoints at one place; MTFL's five annotated landmarks: 8 px at 64 px).
 - layout: the mean keypoint configuration's extent across its narrower axis over its wider one (the square root of
   the eigenvalue ratio of its 2 x 2 covariance); near 0 = the keypoints line up (a chain down the middle of a face).
 - locality: move one keypoint by a few pixels and measure which share of the image change falls within a
@@ -31,6 +33,12 @@ def layout_ratio(keypoints_px: torch.Tensor) -> float:
     centred = mean - mean.mean(dim=0)
     eig = torch.linalg.eigvalsh(centred.T @ centred / len(mean)).clamp_min(0)
     return (eig[0] / eig[1]).sqrt().item() if eig[1] > 0 else 0.0
+
+
+def configuration_extent(keypoints_px: torch.Tensor) -> float:
+    """(N, K, 2) keypoints -> RMS distance of the mean configuration's keypoints from their centroid (px)."""
+    mean = keypoints_px.double().mean(dim=0)
+    return (mean - mean.mean(dim=0)).pow(2).sum(-1).mean().sqrt().item()
 
 
 def central_share(keypoints_px: torch.Tensor, size: int, margin: float = 0.15) -> float:
@@ -97,6 +105,7 @@ def keypoint_report(generator: Generator, n: int = 64, seed: int = 12345, n_loca
         "kp_spread_min": spread.min().item(),
         "kp_spread_mean": spread.mean().item(),
         "kp_central": central_share(s.keypoints, generator.resolution),
+        "kp_extent": configuration_extent(s.keypoints),
         "kp_layout": layout_ratio(s.keypoints),
     }
     out.update(locality(generator, s.latents[:n_locality]))

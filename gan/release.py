@@ -90,6 +90,7 @@ tau = {m.tau} |
 ## Keypoint diagnostics (256 fresh samples; label-free, see `gan/diagnostics.py`)
 - spread of each keypoint across samples (px, {m.resolution} px images): {diag["kp_spread"]}
 - share of keypoints inside the central 70 % of the image: {diag["kp_central"]:.3f}
+- extent (RMS distance of the mean configuration's keypoints from their centroid, px): {diag["kp_extent"]:.1f}
 - layout (the mean keypoint configuration's narrower extent over its wider; 0 = a line): {diag["kp_layout"]:.2f}
 - locality: when one keypoint moves by {m.resolution / 16:.0f} px, {100 * diag["locality"]:.1f} % of the image change
   falls within {m.resolution / 8:.0f} px of it (chance: {100 * diag["locality_chance"]:.1f} %)

@@ -196,4 +196,3 @@ def test_deadline_after_refuses_a_limit_that_is_no_limit():
     for bad in (0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="minutes must be > 0"):
             deadline_after(bad)
-

@@ -25,6 +25,7 @@ def fake_run(path: Path, steps: list[int], batch: int = 32, central: float = 0.9
                 "kp_spread_min": s / 100,
                 "kp_spread_mean": s / 50,
                 "kp_central": central,
+                "kp_extent": 7.5,
                 "kp_layout": 0.45,
                 "locality": 0.4,
                 "locality_chance": 0.05,
@@ -45,7 +46,7 @@ def test_compares_at_the_last_common_step_with_images_seen(tmp_path):
     assert rows[0]["kp_spread_min"] == 10.0 and rows[0]["locality_ratio"] == pytest.approx(8.0)
     assert rows[1]["kp_central"] == 0.5 and rows[1]["app_share_region"] is None  # not logged: no value
     table = format_table(step, rows)
-    assert "| 32,000 | 10.0 | 20.0 | 0.90 | 0.45 | 8.0 | 0.90 | 0.25 | 8.0 | 0.30 | - | - |" in table
+    assert "| 32,000 | 10.0 | 20.0 | 0.90 | 7.5 | 0.45 | 8.0 | 0.90 | 0.25 | 8.0 | 0.30 | - | - |" in table
     assert "batch sizes differ" not in table
     assert compare([a, b], step=500)[1][0]["kp_spread_min"] == 5.0
 

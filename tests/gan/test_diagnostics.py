@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from gan.diagnostics import central_share, keypoint_spread, layout_ratio
+from gan.diagnostics import central_share, configuration_extent, keypoint_spread, layout_ratio
 
 
 def configuration(width: float, height: float, angle: float = 0.0, n: int = 32) -> torch.Tensor:
@@ -31,3 +31,8 @@ def test_spread_and_central_share():
     kp = configuration(20, 10)
     assert torch.allclose(keypoint_spread(kp), torch.full((4,), 0.1 * math.sqrt(2)), rtol=0.3)
     assert central_share(kp, 64) == 1.0 and central_share(kp - 28, 64) == 0.0
+
+
+def test_extent_is_the_rms_radius_of_the_mean_configuration():
+    assert configuration_extent(configuration(6, 8, angle=0.3)) == pytest.approx(5.0, abs=0.05)  # corners at 5 px
+    assert configuration_extent(torch.full((8, 3, 2), 5.0)) == 0.0

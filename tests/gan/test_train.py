@@ -96,7 +96,7 @@ def test_release_writes_weights_grid_and_card(tmp_path):
     assert info["step"] == 4 and info["training_data"] == "random pixels" and len(info["source_sha256"]) == 64
     assert (tmp_path / "weights" / "toy_gan_samples.png").is_file()
     card = (tmp_path / "weights" / "toy_gan.md").read_text()
-    assert "| iterations | 4 " in card and "locality" in card
+    assert "| iterations | 4 " in card and "locality" in card and "- layout (" in card and "- extent (" in card
     m = info["metrics"]
     assert m["pairs"] == 128 and 0 <= m["app_share_region"] <= 1.5 and "cpd" in m and "cpd_matrix" in m
     assert f"| all keypoint embeddings | {m['app_share_region']:.2f} |" in card and "CPD" in card
