@@ -41,19 +41,23 @@ def equivariance_loss(
     given, then translated by ``offsets`` (B, 2), (x, y) fractions of the side (a composite background moved with
     them, on top of its own ``bg_offset``); returns the mean absolute difference to ``image`` (the first rendering)
     moved the same way, over the pixels whose content was inside the first image (elsewhere the moved image shows a
-    reflection, not content). 0 for a generator whose image moves with its keypoints; gradients flow into both
-    renderings.
+    reflection, not content). 0 for a generator whose image moves with its keypoints.
+
+    Only the second rendering carries gradients, and only into the generator's rendering: the latents and the
+    first image are detached, so that the penalty trains the renderer to follow the keypoints and cannot move the
+    keypoints themselves (with gradients into the latents the face GAN's ten keypoints clumped at one place).
     """
     n, size = image.shape[0], image.shape[-1]
     scale = torch.ones(n, device=image.device) if scales is None else scales.to(image.device, torch.float32)
     offsets = offsets.to(image.device, torch.float32)
+    lat = lat.replace(**{f: getattr(lat, f).detach() for f in ("keypoints", "kp_embed", "bg_embed", "visible")})
     kp = lat.keypoints * scale[:, None, None].to(lat.keypoints) + 2 * offsets[:, None].to(lat.keypoints)
     bg_off, bg_scale = None, None
     if generator.cfg.background == "composite":  # content at p -> s (p + 2 b) + 2 t: offset s b + t, scale s
         bg_off = offsets if bg_offset is None else bg_offset.to(offsets) * scale[:, None] + offsets
         bg_scale = scales
     second = generator.render(lat.replace(keypoints=kp), bg_off, bg_scale)
-    target = shift_images(image, offsets, scales)
+    target = shift_images(image.detach(), offsets, scales)
     source = (grid2d(size, image.device)[None] - 2 * offsets[:, None, None]) / scale[:, None, None, None]
     inside = (source.abs() <= 1 - 1 / size).all(dim=-1).unsqueeze(1)  # (B, 1, s, s): no reflection in reach
     if not inside.any():

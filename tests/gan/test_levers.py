@@ -270,6 +270,17 @@ def test_shift_images_zooms_about_the_centre_then_translates():
     assert torch.allclose(out[1][inner], ((q - shift) / 0.5)[inner], atol=1e-5)
 
 
+def test_equivariance_penalty_trains_the_renderer_not_the_latents():
+    torch.manual_seed(0)
+    g = gan.Generator(gan.get_config("tiny").model)
+    image, lat = g(*torch.randn(3, 2, g.cfg.z_dim))
+    loss = equivariance_loss(g, lat, image, torch.tensor([[0.1, 0.0], [0.0, 0.1]]), torch.tensor([1.1, 0.9]))
+    mapping = [*g.pose_mlp.parameters(), *g.app_mlp.parameters(), *g.bg_mlp.parameters()]
+    grads = torch.autograd.grad(loss, [*mapping, g.to_rgb.weight, image], allow_unused=True)
+    assert all(x is None for x in grads[: len(mapping)]) and grads[-1] is None  # no way into latents or image
+    assert grads[-2] is not None and grads[-2].abs().sum() > 0  # the renderer learns
+
+
 def test_equivariance_penalty_trains_g_on_its_steps_only(tmp_path):
     over = {"train.sample_every": 1000, "train.checkpoint_every": 1000, "train.n_metric_pairs": 0}
     torch.manual_seed(0)
