@@ -370,7 +370,7 @@ class Generator(nn.Module):
         bg_map = cond.maps[:, -1:]  # at the output resolution: 1 - max_k H_k, or the normalised background mask
         background = self.bg_net(lat.bg_embed)
         if bg_offset is not None or bg_scale is not None:
-            offset = bg_offset if bg_offset is not None else torch.zeros(background.shape[0], 2)
+            offset = bg_offset if bg_offset is not None else background.new_zeros(background.shape[0], 2)
             background = shift_images(background, offset, bg_scale)
         background = background.to(image.dtype)  # grid_sample gives float32 under bf16 autocast
         return torch.lerp(image, background, bg_map.to(image.dtype))

@@ -1,6 +1,6 @@
 """GAN losses of LatentKeypointGAN (successor's choices): non-saturating logistic loss and a lazy gradient
-penalty on real images (R1 form, Mescheder et al. 2018; lazy regularisation as in StyleGAN2); a translation-
-equivariance penalty on the generator (``train.equivariance``)."""
+penalty on real images (R1 form, Mescheder et al. 2018; lazy regularisation as in StyleGAN2); a penalty on the
+generator for not moving and zooming its image with its keypoints (``train.equivariance``)."""
 
 from __future__ import annotations
 

@@ -119,7 +119,7 @@ class Trainer:
         self.images_seen = 0
         self.wall_time = 0.0
         self.stop_requested = False
-        self.last_equivariance = float("nan")  # train.equivariance's latest value (logged on every row)
+        self.last_equivariance: float | None = None  # train.equivariance's latest value (logged on every row)
         self._real_features: torch.Tensor | None = None  # realism reference, computed at the first snapshot
         self.diffaug = parse_policy(t.diffaug)
 
@@ -237,7 +237,7 @@ class Trainer:
             out["gp"] = gp.item()
         if equiv is not None:
             self.last_equivariance = equiv.item()
-        if t.equivariance:
+        if self.last_equivariance is not None:
             out["equivariance"] = self.last_equivariance  # the latest value: logged rows need not fall on a due step
         return out
 

@@ -298,7 +298,7 @@ def test_equivariance_penalty_trains_g_on_its_steps_only(tmp_path):
         assert torch.equal(off.real_batch(), real)
         before = on.last_equivariance
         logged.append(on.train_step(real)["equivariance"])
-        due.append(logged[-1] != before)  # nan before the first
+        due.append(logged[-1] != before)  # None before the first
         assert "equivariance" not in off.train_step(real)
     assert due == [True, False, True] and logged[1] == logged[0] > 0  # steps 0 and 2; step 1 logs step 0's value
     assert any(not torch.equal(p, q) for p, q in zip(on.G.parameters(), off.G.parameters()))
