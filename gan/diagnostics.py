@@ -27,18 +27,22 @@ def keypoint_spread(keypoints_px: torch.Tensor) -> torch.Tensor:
     return keypoints_px.var(dim=0, unbiased=False).sum(-1).sqrt()
 
 
+def centred_configuration(keypoints_px: torch.Tensor) -> torch.Tensor:
+    """(N, K, 2) keypoints -> (K, 2): the mean configuration about its centroid (float64)."""
+    mean = keypoints_px.double().mean(dim=0)
+    return mean - mean.mean(dim=0)
+
+
 def layout_ratio(keypoints_px: torch.Tensor) -> float:
     """(N, K, 2) keypoints -> the mean configuration's minor / major axis (K >= 2): 1 = as wide as tall, 0 = a line."""
-    mean = keypoints_px.double().mean(dim=0)
-    centred = mean - mean.mean(dim=0)
-    eig = torch.linalg.eigvalsh(centred.T @ centred / len(mean)).clamp_min(0)
+    centred = centred_configuration(keypoints_px)
+    eig = torch.linalg.eigvalsh(centred.T @ centred / len(centred)).clamp_min(0)
     return (eig[0] / eig[1]).sqrt().item() if eig[1] > 0 else 0.0
 
 
 def configuration_extent(keypoints_px: torch.Tensor) -> float:
     """(N, K, 2) keypoints -> RMS distance of the mean configuration's keypoints from their centroid (px)."""
-    mean = keypoints_px.double().mean(dim=0)
-    return (mean - mean.mean(dim=0)).pow(2).sum(-1).mean().sqrt().item()
+    return centred_configuration(keypoints_px).pow(2).sum(-1).mean().sqrt().item()
 
 
 def central_share(keypoints_px: torch.Tensor, size: int, margin: float = 0.15) -> float:

@@ -146,7 +146,11 @@ class Trainer:
         shift = self.cfg.train.bg_shift
         if not shift:
             return None
-        return ((torch.rand(n, 2, generator=self.rng) * 2 - 1) * shift).to(self.device)
+        return self._uniform((n, 2), shift)
+
+    def _uniform(self, shape: tuple[int, ...], bound: float) -> torch.Tensor:
+        """Uniform in [-bound, bound] from the trainer's generator (checkpointed: resumed runs stay bit-identical)."""
+        return ((torch.rand(shape, generator=self.rng) * 2 - 1) * bound).to(self.device)
 
     def real_batch(self) -> torch.Tensor:
         """A random batch of real images in [-1, 1], flipped horizontally at random when configured."""
@@ -249,10 +253,8 @@ class Trainer:
         if not t.equivariance or self.step % t.equivariance_every:
             return None
         n = fake.shape[0]
-        offsets = ((torch.rand(n, 2, generator=self.rng) * 2 - 1) * t.equivariance_shift).to(self.device)
-        scales = None
-        if t.equivariance_scale:
-            scales = ((torch.rand(n, generator=self.rng) * 2 - 1) * t.equivariance_scale).exp().to(self.device)
+        offsets = self._uniform((n, 2), t.equivariance_shift)
+        scales = self._uniform((n,), t.equivariance_scale).exp() if t.equivariance_scale else None
         with self._autocast():
             return equivariance_loss(self.G, lat, fake, offsets, scales, bg_offset)
 
