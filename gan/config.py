@@ -85,6 +85,11 @@ class TrainConfig:
     equivariance_shift: float = 0.125
     equivariance_scale: float = 0.0
     equivariance_every: int = 4
+    # Keypoint reading (issue 20's keypoint drift): every ``kp_recon_every`` steps a small network (gan/reader.py)
+    # learns to read the keypoints from G's images, and G's renderer pays ``kp_recon`` x its mean absolute error (in
+    # [-1, 1] units; only the renderer learns from it): a keypoint the image does not show cannot be read. 0 = off
+    kp_recon: float = 0.0
+    kp_recon_every: int = 4
     diffaug: str = ""  # DiffAugment of D's real and fake inputs (gan/diffaug.py): "color,translation,cutout"; "" = off
     seed: int = 0
     threads: int = 0  # torch threads; 0 = leave torch's default
@@ -282,6 +287,10 @@ def validate(cfg: GANConfig) -> None:
         raise ValueError(
             "train.equivariance must be >= 0, train.equivariance_shift and train.equivariance_scale in [0, 0.25],"
             f" train.equivariance_every >= 1; got {eq}"
+        )
+    if t.kp_recon < 0 or t.kp_recon_every < 1:
+        raise ValueError(
+            f"train.kp_recon must be >= 0 and train.kp_recon_every >= 1, got {t.kp_recon}, {t.kp_recon_every}"
         )
     if m.bg_min_resolution < 0:
         raise ValueError(f"model.bg_min_resolution must be >= 0, got {m.bg_min_resolution}")

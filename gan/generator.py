@@ -53,6 +53,11 @@ class Latents:
     def replace(self, **kw: torch.Tensor) -> Latents:
         return replace(self, **kw)
 
+    def detach(self) -> Latents:
+        """The same latents cut from the graph that made them (a loss on their rendering then trains the renderer
+        only)."""
+        return Latents(self.keypoints.detach(), self.kp_embed.detach(), self.bg_embed.detach(), self.visible.detach())
+
     @staticmethod
     def cat(items: list[Latents]) -> Latents:
         return Latents(

@@ -50,7 +50,7 @@ def equivariance_loss(
     n, size = image.shape[0], image.shape[-1]
     scale = torch.ones(n, device=image.device) if scales is None else scales.to(image.device, torch.float32)
     offsets = offsets.to(image.device, torch.float32)
-    lat = lat.replace(**{f: getattr(lat, f).detach() for f in ("keypoints", "kp_embed", "bg_embed", "visible")})
+    lat = lat.detach()
     kp = lat.keypoints * scale[:, None, None].to(lat.keypoints) + 2 * offsets[:, None].to(lat.keypoints)
     bg_off, bg_scale = None, None
     if generator.cfg.background == "composite":  # content at p -> s (p + 2 b) + 2 t: offset s b + t, scale s

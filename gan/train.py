@@ -36,6 +36,7 @@ from .loop import Schedule, deadline_after, fit_loop
 from .losses import d_logistic_loss, equivariance_loss, g_nonsaturating_loss, gradient_penalty
 from .malloc import retain_freed_memory
 from .metrics import gan_metrics, rounded
+from .reader import KeypointReader, keypoint_reading_error
 from .sampling import sample
 from .stats import truncate_stats
 from .viz import sample_grid, save_png
@@ -114,12 +115,17 @@ class Trainer:
         # Fused Adam: one kernel per parameter instead of a dozen (about 4x faster on this model's CPU step).
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, betas=t.betas, fused=True)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, betas=t.betas, fused=True)
+        self.reader: KeypointReader | None = None  # train.kp_recon's keypoint reader and its optimiser
+        if t.kp_recon:
+            self.reader = KeypointReader(cfg.model.n_keypoints, res).to(self.device, memory_format=self.memory_format)
+            self.opt_r = torch.optim.Adam(self.reader.parameters(), lr=t.lr_d, betas=t.betas, fused=True)
         self.rng = torch.Generator().manual_seed(t.seed * 1000 + self.rank)
         self.step = 0
         self.images_seen = 0
         self.wall_time = 0.0
         self.stop_requested = False
         self.last_equivariance: float | None = None  # train.equivariance's latest value (logged on every row)
+        self.last_reading_px: float | None = None  # train.kp_recon's latest reading error in pixels (same)
         self._real_features: torch.Tensor | None = None  # realism reference, computed at the first snapshot
         self.diffaug = parse_policy(t.diffaug)
 
@@ -218,11 +224,12 @@ class Trainer:
             loss_d = d_logistic_loss(real_logits, fake_logits)
             grad_fake = self._shared_backward(loss_g, loss_d, fake, fake_logits)
         equiv = self._equivariance(lat, fake, bg_offset)
-        roots, grads = (
-            ([fake], [grad_fake])
-            if equiv is None
-            else ([fake, equiv * t.equivariance * t.equivariance_every], [grad_fake, None])
-        )
+        reading = self._keypoint_reading(lat, bg_offset)
+        roots, grads = [fake], [grad_fake]
+        if equiv is not None:
+            roots, grads = [*roots, equiv * t.equivariance * t.equivariance_every], [*grads, None]
+        if reading is not None:
+            roots, grads = [*roots, reading * t.kp_recon * t.kp_recon_every], [*grads, None]
         torch.autograd.backward(roots, grads)  # G's gradients; D's graph is freed by now
         self._average_gradients(self.G)
         self.opt_g.step()
@@ -243,7 +250,34 @@ class Trainer:
             self.last_equivariance = equiv.item()
         if self.last_equivariance is not None:
             out["equivariance"] = self.last_equivariance  # the latest value: logged rows need not fall on a due step
+        if reading is not None:
+            self.last_reading_px = reading.item() * self.cfg.model.resolution / 2
+        if self.last_reading_px is not None:
+            out["kp_reading_px"] = self.last_reading_px
         return out
+
+    def _keypoint_reading(self, lat: Latents, bg_offset: torch.Tensor | None) -> torch.Tensor | None:
+        """``train.kp_recon``, when due this step: the fakes rendered again from their detached latents (so that only
+        the renderer learns from it); the reader takes one step on them, then reads them again frozen: that
+        error (:func:`~gan.reader.keypoint_reading_error`) is returned for G. None when off or not due."""
+        t = self.cfg.train
+        if self.reader is None or self.step % t.kp_recon_every:
+            return None
+        lat = lat.detach()
+        with self._autocast():
+            image = self.G.render(lat, bg_offset)
+        self.opt_r.zero_grad(set_to_none=True)
+        with self._autocast():
+            loss_r = keypoint_reading_error(self.reader, image.detach(), lat)
+        loss_r.backward()
+        self._average_gradients(self.reader)
+        self.opt_r.step()
+        self.reader.requires_grad_(False)
+        try:
+            with self._autocast():
+                return keypoint_reading_error(self.reader, image, lat)
+        finally:
+            self.reader.requires_grad_(True)
 
     def _equivariance(self, lat: Latents, fake: torch.Tensor, bg_offset: torch.Tensor | None) -> torch.Tensor | None:
         """``train.equivariance``, when due this step: the fakes rendered again with their keypoints moved by a random
@@ -388,9 +422,14 @@ class Trainer:
             "G_ema": self.G_ema.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
+            **(self._reader_state() if self.reader is not None else {}),
             "rng": rng_states,
             **({"data": self.data} if self.data is not None else {}),
         }
+
+    def _reader_state(self) -> dict[str, Any]:
+        assert self.reader is not None
+        return {"reader": self.reader.state_dict(), "opt_r": self.opt_r.state_dict()}
 
     def weights_info(self) -> dict[str, Any]:
         """The info of the EMA weights written now: progress, and the training data when recorded."""
@@ -436,7 +475,13 @@ class Trainer:
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         self.G_ema.load_state_dict(state["G_ema"])
-        for opt, key in ((self.opt_g, "opt_g"), (self.opt_d, "opt_d")):
+        optimisers = [(self.opt_g, "opt_g"), (self.opt_d, "opt_d")]
+        if self.reader is not None and "reader" in state:
+            self.reader.load_state_dict(state["reader"])
+            optimisers.append((self.opt_r, "opt_r"))
+        elif self.reader is not None:
+            log.warning("%s has no keypoint reader (train.kp_recon was off): a new one starts", path)
+        for opt, key in optimisers:
             opt.load_state_dict(state[key])
             for group in opt.param_groups:  # checkpoints of older versions saved the unfused setting
                 group.update(fused=True, foreach=None)
