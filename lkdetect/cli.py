@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-cv": ("evaluation.train_cv", "cross-validate the landmark regression inside a benchmark's training split"),
     "equivariance": ("evaluation.equivariance", "label-free equivariance of a detector on a benchmark's real images"),
     "keypoint-parts": ("evaluation.keypoint_parts", "the annotated landmark each keypoint sits nearest to"),
+    "gan-readability": ("evaluation.gan_readability", "how much of each GAN keypoint's position its image shows"),
 }
 
 
