@@ -28,6 +28,10 @@ class ModelConfig:
     tau: float = 0.025  # heatmap width: H = exp(-||p - k||^2 / tau) on the [-1, 1] grid
     conditioning: str = "sum"  # "sum": sum_k H_k w_k + H_bg w_bg; "concat": stacked per-keypoint maps
     kp_divisor: float = 20.0  # pre-tanh keypoint output divided by this: keypoints start near the centre
+    # > 0: the keypoints start spread over a disc of this radius ([-1, 1] units; a sunflower layout of the pose
+    # network's output bias) instead of all at the centre (issue 20: normalised masks of keypoints that start in one
+    # place tile the face as a chain or a cluster). Only the initial weights differ. 0 = at the centre
+    kp_init_radius: float = 0.0
     start_resolution: int = 8  # side of the keypoint-relative positional start tensor
     g_channels: tuple[int, ...] = (96, 48, 24, 12)  # generator width per resolution, start .. output
     spade_hidden: int = 0  # hidden width of SPADE's gamma/beta branch; 0 = a single 1x1 conv (cheap)
@@ -53,6 +57,9 @@ class TrainConfig:
     batch_size: int = 32
     lr_g: float = 1e-4
     lr_d: float = 4e-4
+    # the pose mapping network's learning rate as a fraction of lr_g (StyleGAN trains its mapping network at 0.01):
+    # slower keypoint updates (issue 20's keypoint drift)
+    lr_pose_scale: float = 1.0
     betas: tuple[float, float] = (0.5, 0.9)
     gp_weight: float = 10.0  # gradient penalty on real images
     gp_every: int = 16  # lazy regularisation interval (1 = R1 every step)
@@ -288,10 +295,14 @@ def validate(cfg: GANConfig) -> None:
             "train.equivariance must be >= 0, train.equivariance_shift and train.equivariance_scale in [0, 0.25],"
             f" train.equivariance_every >= 1; got {eq}"
         )
+    if not 0 < t.lr_pose_scale <= 1:
+        raise ValueError(f"train.lr_pose_scale must be in (0, 1], got {t.lr_pose_scale}")
     if t.kp_recon < 0 or t.kp_recon_every < 1:
         raise ValueError(
             f"train.kp_recon must be >= 0 and train.kp_recon_every >= 1, got {t.kp_recon}, {t.kp_recon_every}"
         )
+    if not 0 <= m.kp_init_radius < 1:
+        raise ValueError(f"model.kp_init_radius must be in [0, 1), got {m.kp_init_radius}")
     if m.bg_min_resolution < 0:
         raise ValueError(f"model.bg_min_resolution must be >= 0, got {m.bg_min_resolution}")
     bad = [p for p in t.diffaug.split(",") if p.strip() and p.strip() not in ("color", "translation", "cutout")]

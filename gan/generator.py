@@ -65,6 +65,20 @@ class Latents:
         )
 
 
+def sunflower(n: int, radius: float) -> torch.Tensor:
+    """``n`` points spread evenly over a disc of ``radius`` about the origin (Vogel's sunflower spiral), (n, 2)."""
+    k = torch.arange(n, dtype=torch.float64)
+    r = radius * ((k + 0.5) / n).sqrt()
+    theta = k * math.pi * (3 - math.sqrt(5))  # the golden angle
+    return torch.stack((r * theta.cos(), r * theta.sin()), dim=-1).float()
+
+
+def initial_keypoint_bias(n_keypoints: int, radius: float, divisor: float) -> torch.Tensor:
+    """The pose network's output bias (2K,) that puts the keypoints of a zero input on a sunflower of ``radius``
+    (all zero for radius 0): keypoints are ``tanh(output / divisor)``."""
+    return (torch.atanh(sunflower(n_keypoints, radius)) * divisor).reshape(-1)
+
+
 def mlp(d_in: int, d_hidden: int, d_out: int, depth: int) -> nn.Sequential:
     """``depth`` Linear + LeakyReLU(0.2) layers, then a Linear; every layer its own object."""
     layers: list[nn.Module] = []
@@ -325,7 +339,8 @@ class Generator(nn.Module):
                 nn.init.kaiming_normal_(m.weight, a=0.2)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
-        nn.init.zeros_(self.pose_mlp[-1].bias)
+        with torch.no_grad():
+            self.pose_mlp[-1].bias.copy_(initial_keypoint_bias(k, cfg.kp_init_radius, cfg.kp_divisor))
 
     @property
     def n_keypoints(self) -> int:

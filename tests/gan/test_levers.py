@@ -180,8 +180,9 @@ def test_diffaug_is_differentiable_seeded_and_does_what_it_says():
         {"train.diffaug": "color,translation,cutout"},
         {"model.background": "composite", "model.bg_channels": (8, 8, 8, 8), "train.bg_shift": 0.2},
         {"train.equivariance": 1.0, "train.equivariance_every": 2, "train.equivariance_scale": 0.1},
+        {"train.lr_pose_scale": 0.1, "model.kp_init_radius": 0.3, "train.kp_recon": 1.0, "train.kp_recon_every": 2},
     ],
-    ids=["diffaug", "bg_shift", "equivariance"],
+    ids=["diffaug", "bg_shift", "equivariance", "pose"],
 )
 def test_training_with_random_levers_resumes_bit_identically(tmp_path, lever):
     over = {**lever, "train.gp_every": 2, "train.n_metric_pairs": 0}
@@ -203,9 +204,11 @@ def test_checkpoint_without_the_new_model_options_still_resumes(tmp_path):
     cfg = gan.get_config("tiny", {"train.sample_every": 1000})
     Trainer(cfg, images(), tmp_path).fit(2, progress=False)
     state = load_state(tmp_path / "checkpoint.pt")
-    for key in ("part_masks", "mask_bg_level", "spade_wide_until", "background", "bg_channels", "bg_min_resolution"):
+    model_keys = ("part_masks", "mask_bg_level", "spade_wide_until", "background", "bg_channels", "bg_min_resolution")
+    for key in (*model_keys, "kp_init_radius"):
         del state["config"]["model"][key]  # as written before these options existed
-    for key in ("bg_shift", "equivariance", "equivariance_shift", "equivariance_scale", "equivariance_every"):
+    train_keys = ("bg_shift", "equivariance", "equivariance_shift", "equivariance_scale", "equivariance_every")
+    for key in (*train_keys, "kp_recon", "kp_recon_every", "lr_pose_scale"):
         del state["config"]["train"][key]
     save_state(tmp_path / "checkpoint.pt", state)
     assert Trainer(cfg, images(), tmp_path, resume=True).step == 2

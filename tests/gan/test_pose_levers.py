@@ -1,0 +1,69 @@
+"""Issue 20's pose levers (off by default): the keypoints' initial layout (``model.kp_init_radius``) and the pose
+mapping network's learning rate (``train.lr_pose_scale``)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import gan
+from gan.generator import initial_keypoint_bias, sunflower
+from gan.train import Trainer
+
+OVER = {"train.sample_every": 1000, "train.checkpoint_every": 1000, "train.n_metric_pairs": 0}
+
+
+def images(n=16, res=32):
+    return torch.randint(0, 256, (n, 3, res, res), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+
+
+def test_sunflower_spreads_points_evenly_over_the_disc():
+    p = sunflower(10, 0.3)
+    r = p.norm(dim=-1)
+    assert p.shape == (10, 2) and r.max() <= 0.3 and r.max() > 0.25 and r.min() < 0.1
+    d = torch.cdist(p, p) + torch.eye(10)
+    assert d.min() > 0.08  # no two close: a disc of radius 0.3 holds 10 points about 0.15 apart
+    assert p.mean(0).norm() < 0.05  # centred
+    assert torch.equal(initial_keypoint_bias(10, 0.0, 20.0), torch.zeros(20))
+
+
+def test_keypoints_start_on_the_layout_and_only_the_pose_bias_differs():
+    base = gan.get_config("tiny").model
+    torch.manual_seed(0)
+    g0 = gan.Generator(base)
+    torch.manual_seed(0)
+    g = gan.Generator(gan.get_config("tiny", {"model.kp_init_radius": 0.4}).model)
+    zero = torch.zeros(1, base.z_dim)
+    kp = g.map(zero, zero, zero).keypoints[0]  # a zero input reaches the output as its bias alone
+    assert torch.allclose(kp, sunflower(base.n_keypoints, 0.4), atol=1e-5)
+    assert torch.allclose(g0.map(zero, zero, zero).keypoints, torch.zeros(1, base.n_keypoints, 2))
+    differ = [n for (n, p), q in zip(g.named_parameters(), g0.parameters()) if not torch.equal(p, q)]
+    assert differ == [f"pose_mlp.{len(g.pose_mlp) - 1}.bias"]
+    with pytest.raises(ValueError, match="kp_init_radius"):
+        gan.get_config("tiny", {"model.kp_init_radius": 1.0})
+
+
+def test_pose_network_learns_at_its_scale_of_the_learning_rate(tmp_path):
+    steps = {}
+    for scale in (1.0, 0.01):
+        cfg = gan.get_config("tiny", {**OVER, "train.lr_pose_scale": scale, "train.gp_weight": 0.0})
+        t = Trainer(cfg, images(), tmp_path / str(scale))
+        before = {n: p.clone() for n, p in t.G.named_parameters()}
+        t.train_step(t.real_batch())
+        moved = {n: (p - before[n]).abs().max().item() for n, p in t.G.named_parameters()}
+        steps[scale] = (max(v for n, v in moved.items() if n.startswith("pose_mlp")), moved["to_rgb.weight"])
+    lr = gan.TrainConfig().lr_g  # Adam's first step moves each weight by about the learning rate
+    assert steps[1.0][0] == pytest.approx(lr, rel=0.05) and steps[1.0][1] == pytest.approx(lr, rel=0.05)
+    assert steps[0.01][0] == pytest.approx(0.01 * lr, rel=0.05) and steps[0.01][1] == pytest.approx(lr, rel=0.05)
+    with pytest.raises(ValueError, match="lr_pose_scale"):
+        gan.get_config("tiny", {"train.lr_pose_scale": 0.0})
+
+
+def test_resume_takes_the_configured_learning_rates_and_refuses_another_optimiser_layout(tmp_path):
+    cfg = gan.get_config("tiny", {**OVER, "train.lr_pose_scale": 0.1})
+    Trainer(cfg, images(), tmp_path).fit(2, progress=False)
+    faster = gan.get_config("tiny", {**OVER, "train.lr_pose_scale": 0.5, "train.lr_g": 2e-4})
+    t = Trainer(faster, images(), tmp_path, resume=True)
+    assert [g["lr"] for g in t.opt_g.param_groups] == [2e-4, 1e-4]  # not the checkpoint's 1e-4 and 1e-5
+    with pytest.raises(gan.CheckpointError, match="lr_pose_scale"):
+        Trainer(gan.get_config("tiny", OVER), images(), tmp_path, resume=True)
