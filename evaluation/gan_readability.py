@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-DESCRIPTION = "how much of each GAN keypoint's position its image shows (a detector's keypoints as the probe)"
+from .cli import parse_alias
 
 
 def cv_readability(probe: np.ndarray, keypoints: np.ndarray) -> dict[str, Any]:
@@ -70,10 +70,15 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--json", action="store_true", help="one JSON object instead of a table")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Measure and print the readability of each keypoint."""
+def check_arguments(args: argparse.Namespace) -> None:
+    """Raise ``ValueError`` on arguments out of range (before anything loads)."""
     if args.n < 64:
         raise ValueError(f"-n must be >= 64, got {args.n}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure and print the readability of each keypoint."""
+    check_arguments(args)
     torch.set_num_threads(args.threads)
     from gan.checkpoint import load_generator
     from gan.sampling import sample
@@ -105,12 +110,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     """``python -m evaluation.gan_readability``: an alias of ``lkdetect gan-readability``."""
-    ap = argparse.ArgumentParser(description=DESCRIPTION)
-    add_arguments(ap)
-    run(ap.parse_args(argv))
+    return run(parse_alias(__doc__, add_arguments, check_arguments, argv))
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

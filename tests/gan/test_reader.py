@@ -102,16 +102,9 @@ def test_keypoint_reading_acts_on_its_steps_only_and_is_logged(tmp_path):
             gan.get_config("tiny", bad)
 
 
-def test_reader_is_checkpointed_and_a_run_without_one_resumes_with_a_new_reader(tmp_path, caplog):
+def test_a_run_without_a_reader_resumes_with_a_new_one_and_checkpoints_it(tmp_path, caplog):
+    # bit-identical resumes with the reader: test_levers.py::test_training_with_random_levers_resumes_bit_identically
     cfg = gan.get_config("tiny", {**OVER, "train.kp_recon": 1.0, "train.kp_recon_every": 1})
-    straight = Trainer(cfg, images(), tmp_path / "a")
-    straight.fit(4, progress=False)
-    half = Trainer(cfg, images(), tmp_path / "b")
-    half.fit(2, progress=False)
-    resumed = Trainer(cfg, images(), tmp_path / "b", resume=True)
-    resumed.fit(4, progress=False)
-    for a, b in ((straight.G, resumed.G), (straight.reader, resumed.reader)):
-        assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     Trainer(gan.get_config("tiny", OVER), images(), tmp_path / "c").fit(2, progress=False)  # written without a reader
     state = load_state(tmp_path / "c" / "checkpoint.pt")
     del state["config"]["train"]["kp_recon"], state["config"]["train"]["kp_recon_every"]  # as before the option
