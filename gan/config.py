@@ -97,6 +97,10 @@ class TrainConfig:
     # [-1, 1] units; only the renderer learns from it): a keypoint the image does not show cannot be read. 0 = off
     kp_recon: float = 0.0
     kp_recon_every: int = 4
+    # ... and the images it reads are rendered with every sample's part and background embeddings taken from other
+    # samples of the batch: the keypoints must be read from a face of any appearance, so the geometry must come from
+    # the keypoints, not the embeddings (the composite runs drew part of it from the appearance embedding)
+    kp_recon_mix: bool = False
     diffaug: str = ""  # DiffAugment of D's real and fake inputs (gan/diffaug.py): "color,translation,cutout"; "" = off
     seed: int = 0
     threads: int = 0  # torch threads; 0 = leave torch's default

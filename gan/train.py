@@ -277,12 +277,15 @@ class Trainer:
 
     def _keypoint_reading(self, lat: Latents, bg_offset: torch.Tensor | None) -> torch.Tensor | None:
         """``train.kp_recon``, when due this step: the fakes rendered again from their detached latents (so that only
-        the renderer learns from it); the reader takes one step on them, then reads them again frozen: that
-        error (:func:`~gan.reader.keypoint_reading_error`) is returned for G. None when off or not due."""
+        the renderer learns from it; with ``kp_recon_mix`` their embeddings from other samples of the batch); the
+        reader takes one step on them, then reads them again frozen: that error
+        (:func:`~gan.reader.keypoint_reading_error`) is returned for G. None when off or not due."""
         t = self.cfg.train
         if self.reader is None or self.step % t.kp_recon_every:
             return None
         lat = lat.detach()
+        if t.kp_recon_mix and lat.keypoints.shape[0] > 2:  # appearance of other samples: 1 and 2 places on
+            lat = lat.replace(kp_embed=lat.kp_embed.roll(1, 0), bg_embed=lat.bg_embed.roll(2, 0))
         with self._autocast():
             image = self.G.render(lat, bg_offset)
         self.opt_r.zero_grad(set_to_none=True)

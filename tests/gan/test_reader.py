@@ -114,3 +114,16 @@ def test_a_run_without_a_reader_resumes_with_a_new_one_and_checkpoints_it(tmp_pa
     assert late.step == 2 and "no keypoint reader" in caplog.text
     late.fit(3, progress=False)
     assert "reader" in load_state(tmp_path / "c" / "checkpoint.pt")
+
+
+def test_mixed_reading_renders_the_keypoints_with_other_samples_embeddings(tmp_path):
+    cfg = gan.get_config("tiny", {**OVER, "train.kp_recon": 1.0, "train.kp_recon_mix": True})
+    t = Trainer(cfg, images(), tmp_path)
+    lat = t.G.map(*torch.randn(3, 4, t.G.cfg.z_dim))
+    seen = []
+    render = t.G.render
+    t.G.render = lambda lat_, bg=None: seen.append(lat_) or render(lat_, bg)
+    t._keypoint_reading(lat, None)
+    (mixed,) = seen
+    assert torch.equal(mixed.keypoints, lat.keypoints) and torch.equal(mixed.visible, lat.visible)
+    assert torch.equal(mixed.kp_embed, lat.kp_embed.roll(1, 0)) and torch.equal(mixed.bg_embed, lat.bg_embed.roll(2, 0))
