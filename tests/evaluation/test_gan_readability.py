@@ -6,10 +6,13 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import gan
-from evaluation.gan_readability import cv_readability, spread
+from evaluation.gan_readability import cv_readability, geometry_sources, spread
+from gan.generator import Latents
+from gan.keypoint_maps import grid2d
 from lkdetect.cli import main
 
 
@@ -38,14 +41,51 @@ def test_command_prints_a_row_per_keypoint_and_json(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     k = gan.get_config("tiny").model.n_keypoints
     assert len(out["r2"]) == len(out["spread"]) == k and len(out["probe_spread_samples"]) == 10
+    assert set(out["geometry_moves"]) == {"pose", "app", "bg", "unrelated"}
     assert main(["gan-readability", "--gan", str(weights), "-n", "64"]) == 0
-    assert len([ln for ln in capsys.readouterr().out.splitlines() if ln.strip()[:1].isdigit()]) == k
+    text = capsys.readouterr().out
+    assert len([ln for ln in text.splitlines() if ln.strip()[:1].isdigit()]) == k and "unrelated samples" in text
     folder = tmp_path / "real"
     folder.mkdir()
     rng = np.random.default_rng(0)
     for i in range(40):  # fewer real images than samples: all are used
         Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(folder / f"{i}.png")
-    assert main(["gan-readability", "--gan", str(weights), "-n", "64", "--data", str(folder), "--json"]) == 0
+    assert (
+        main(["gan-readability", "--gan", str(weights), "-n", "64", "--data", str(folder), "--no-sources", "--json"])
+        == 0
+    )
     assert len(json.loads(capsys.readouterr().out)["probe_spread_real"]) == 10
     assert main(["gan-readability", "--gan", str(weights), "-n", "8"]) == 2  # a clear error, no trace
     assert "-n must be >= 64" in capsys.readouterr().err
+
+
+class BlobGAN(torch.nn.Module):
+    """A stand-in generator whose geometry comes from the pose noise only: blob k (channel k) at keypoint k."""
+
+    def __init__(self):
+        super().__init__()
+        self.cfg = gan.ModelConfig(z_dim=8, n_keypoints=3)
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def map(self, z_pose, z_app, z_bg):
+        n = z_pose.shape[0]
+        return Latents(
+            torch.tanh(z_pose[:, :6].view(n, 3, 2)) * 0.5, z_app[:, None, :4].expand(n, 3, 4), z_bg, torch.ones(n, 3)
+        )
+
+    def render(self, lat):
+        d2 = (grid2d(32)[None, None] - lat.keypoints[:, :, None, None]).pow(2).sum(-1)
+        return torch.exp(-d2 / 0.01) * 2 - 1 + 0 * lat.kp_embed.sum() + 0 * lat.bg_embed.sum()
+
+
+def centroids(images: torch.Tensor) -> np.ndarray:
+    """Per channel, the intensity-weighted mean pixel (x, y): where each blob is."""
+    w = images / images.sum((2, 3), keepdim=True)
+    c = torch.arange(32, dtype=torch.float32)
+    return torch.stack(((w.sum(2) * c).sum(-1), (w.sum(3) * c).sum(-1)), dim=-1).numpy()
+
+
+def test_geometry_sources_name_the_noise_that_moves_the_probe():
+    out = geometry_sources(BlobGAN(), centroids, 64, seed=0)
+    assert out["app"] == 0 and out["bg"] == 0
+    assert out["pose"] == pytest.approx(out["unrelated"]) and out["pose"] > 2
