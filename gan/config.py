@@ -246,12 +246,16 @@ def preset_dict(
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """Parse ``["model.tau=0.02", "train.flip=False"]`` into typed values (Python literals, else strings)."""
+    """Parse ``["model.tau=0.02", "train.flip=False"]`` into typed values (Python literals, ``true`` / ``false`` in
+    any case, else strings)."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep:
             raise ValueError(f"--set expects key=value, got {item!r}")
+        if raw.strip().lower() in ("true", "false"):
+            out[key.strip()] = raw.strip().lower() == "true"
+            continue
         try:
             out[key.strip()] = ast.literal_eval(raw)
         except (ValueError, SyntaxError):

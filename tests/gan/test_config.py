@@ -30,5 +30,10 @@ def test_invalid_values_raise():
 def test_parse_overrides_types():
     d = parse_overrides(["model.tau=0.02", "train.flip=False", "model.g_channels=(8,8,8,8)", "train.amp=off"])
     assert d == {"model.tau": 0.02, "train.flip": False, "model.g_channels": (8, 8, 8, 8), "train.amp": "off"}
+    assert parse_overrides(["train.flip=true", "train.kp_recon_mix=TRUE", "a.b=false"]) == {
+        "train.flip": True,
+        "train.kp_recon_mix": True,
+        "a.b": False,
+    }
     with pytest.raises(ValueError):
         parse_overrides(["model.tau"])
