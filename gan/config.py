@@ -30,7 +30,8 @@ class ModelConfig:
     kp_divisor: float = 20.0  # pre-tanh keypoint output divided by this: keypoints start near the centre
     # > 0: the keypoints start spread over a disc of this radius ([-1, 1] units; a sunflower layout of the pose
     # network's output bias) instead of all at the centre (issue 20: normalised masks of keypoints that start in one
-    # place tile the face as a chain or a cluster). Only the initial weights differ. 0 = at the centre
+    # place tile the face as a chain or a cluster). Only the initial weights differ; on faces the spread start lasted
+    # only with a slower pose network (train.lr_pose_scale; CHANGELOG). 0 = at the centre
     kp_init_radius: float = 0.0
     start_resolution: int = 8  # side of the keypoint-relative positional start tensor
     g_channels: tuple[int, ...] = (96, 48, 24, 12)  # generator width per resolution, start .. output
@@ -58,7 +59,8 @@ class TrainConfig:
     lr_g: float = 1e-4
     lr_d: float = 4e-4
     # the pose mapping network's learning rate as a fraction of lr_g (StyleGAN trains its mapping network at 0.01):
-    # slower keypoint updates (issue 20's keypoint drift)
+    # slower keypoint updates (issue 20). At 0.1 on faces the keypoints held still and carried none of the face's
+    # geometry, which the appearance noise drew instead (`lkdetect gan-readability`; CHANGELOG)
     lr_pose_scale: float = 1.0
     betas: tuple[float, float] = (0.5, 0.9)
     gp_weight: float = 10.0  # gradient penalty on real images
@@ -94,12 +96,15 @@ class TrainConfig:
     equivariance_every: int = 4
     # Keypoint reading (issue 20's keypoint drift): every ``kp_recon_every`` steps a small network (gan/reader.py)
     # learns to read the keypoints from G's images, and G's renderer pays ``kp_recon`` x its mean absolute error (in
-    # [-1, 1] units; only the renderer learns from it): a keypoint the image does not show cannot be read. 0 = off
+    # [-1, 1] units; only the renderer learns from it): a keypoint the image does not show cannot be read. On faces
+    # the reader read them to about 1 px while the face's geometry still came from the appearance noise (CHANGELOG).
+    # 0 = off
     kp_recon: float = 0.0
     kp_recon_every: int = 4
     # ... and the images it reads are rendered with every sample's part and background embeddings taken from other
     # samples of the batch: the keypoints must be read from a face of any appearance, so the geometry must come from
-    # the keypoints, not the embeddings (the composite runs drew part of it from the appearance embedding)
+    # the keypoints, not the embeddings (the composite runs drew part of it from the appearance embedding). On faces
+    # it did not lower the appearance noise's part in the geometry by 134k images (CHANGELOG)
     kp_recon_mix: bool = False
     diffaug: str = ""  # DiffAugment of D's real and fake inputs (gan/diffaug.py): "color,translation,cutout"; "" = off
     seed: int = 0
