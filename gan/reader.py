@@ -1,8 +1,9 @@
 """A keypoint reader for training (``train.kp_recon``, issue 20's keypoint drift): a small network that reads
 the generator's keypoints back from its images. The reader learns to read them from the fakes; the generator's
 renderer pays for what the reader cannot read, so that every keypoint is drawn where it is (InfoGAN's idea,
-Chen et al. 2016, with the keypoints as the code). A keypoint that the image does not show cannot be read: its
-position then is noise the renderer ignores, which is what the drifting keypoints were (CHANGELOG)."""
+Chen et al. 2016, with the keypoints as the code): a keypoint the image does not show cannot be read. On faces the
+reader read them to about 1 px while the face's geometry still followed the appearance noise: a network trained
+on the renders can find cues that are not the face's geometry (CHANGELOG; ``lkdetect gan-readability``)."""
 
 from __future__ import annotations
 

@@ -444,13 +444,15 @@ class Trainer:
             "G_ema": self.G_ema.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
-            **(self._reader_state() if self.reader is not None else {}),
+            **self._reader_state(),
             "rng": rng_states,
             **({"data": self.data} if self.data is not None else {}),
         }
 
     def _reader_state(self) -> dict[str, Any]:
-        assert self.reader is not None
+        """The keypoint reader's part of the checkpoint: its weights and optimiser ({} without a reader)."""
+        if self.reader is None:
+            return {}
         return {"reader": self.reader.state_dict(), "opt_r": self.opt_r.state_dict()}
 
     def weights_info(self) -> dict[str, Any]:
