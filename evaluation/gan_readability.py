@@ -59,28 +59,29 @@ def cv_readability(probe: np.ndarray, keypoints: np.ndarray) -> dict[str, Any]:
     }
 
 
-def geometry_sources(generator: Any, detect: Any, n: int, seed: int) -> dict[str, float]:
-    """RMS displacement (px) of ``detect``'s keypoints when each sample's pose, appearance or background noise is
-    that of the next sample (keys ``pose``, ``app``, ``bg``), and between the samples themselves (``unrelated``).
+def geometry_sources(
+    generator: Any, detect: Any, n: int, seed: int, base: np.ndarray | None = None
+) -> dict[str, float]:
+    """RMS displacement (px) of ``detect``'s keypoints when each of samples ``0 .. n-1`` of ``seed`` takes its pose,
+    appearance or background noise from the next sample (keys ``pose``, ``app``, ``bg``), and between the samples
+    themselves (``unrelated``).
 
     ``generator`` maps and renders (:class:`gan.Generator`); ``detect`` takes (N, 3, R, R) images in [0, 1] and
-    returns (N, P, 2) pixel coordinates.
+    returns (N, P, 2) pixel coordinates; ``base``, when given, is ``detect`` on the samples themselves (as
+    :func:`gan.sampling.sample` draws them), which saves rendering them again.
     """
-    from gan.generator import Latents
-    from gan.sampling import render, sample_noise
+    from gan.sampling import map_noise, render, sample_noise
 
-    z = [t.to(next(generator.parameters()).device) for t in sample_noise(generator.cfg.z_dim, seed, range(n))]
+    z = sample_noise(generator.cfg.z_dim, seed, range(n))
     other = torch.roll(torch.arange(n), 1)
 
     def probe(noise: list[torch.Tensor]) -> np.ndarray:
-        with torch.no_grad():
-            lat = Latents.cat([generator.map(*(t[s : s + 256] for t in noise)) for s in range(0, n, 256)])
-        return np.asarray(detect(render(generator, lat)))
+        return np.asarray(detect(render(generator, map_noise(generator, noise))))
 
     def rms(a: np.ndarray, b: np.ndarray) -> float:
         return float(np.sqrt(((a - b) ** 2).sum(-1).mean()))
 
-    base = probe(z)
+    base = probe(list(z)) if base is None else np.asarray(base)
     out = {"unrelated": rms(base, base[other.numpy()])}
     for i, name in enumerate(("pose", "app", "bg")):
         out[name] = rms(probe([t[other] if j == i else t for j, t in enumerate(z)]), base)
@@ -126,7 +127,11 @@ def run(args: argparse.Namespace) -> int:
     out.update(cv_readability(probe, s.keypoints.numpy()))
     out["probe_spread_samples"] = spread(probe)
     if not args.no_sources:
-        out["geometry_moves"] = geometry_sources(g, lambda x: det.detect_batch(x).xy, args.n, args.seed)
+
+        def detect(images: torch.Tensor) -> np.ndarray:
+            return det.detect_batch(images).xy
+
+        out["geometry_moves"] = geometry_sources(g, detect, args.n, args.seed, base=probe)
     if args.data:
         from gan.data import load_training_images
 

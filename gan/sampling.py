@@ -56,6 +56,15 @@ def render(generator: Generator, latents: Latents, batch_size: int = 256) -> tor
 
 
 @torch.no_grad()
+def map_noise(generator: Generator, z: tuple[torch.Tensor, ...] | list[torch.Tensor], batch_size: int = 256) -> Latents:
+    """Latents of noise ``(z_pose, z_app, z_bg)`` (each (N, z_dim), any device), mapped ``batch_size`` at a time on
+    the generator's device."""
+    device = next(generator.parameters()).device
+    z = [t.to(device) for t in z]
+    return Latents.cat([generator.map(*(t[s : s + batch_size] for t in z)) for s in range(0, len(z[0]), batch_size)])
+
+
+@torch.no_grad()
 def sample(generator: Generator, n: int, seed: int = 0, start: int = 0, batch_size: int = 256) -> Samples:
     """Draw samples ``start .. start + n - 1`` of ``seed``.
 
@@ -67,8 +76,6 @@ def sample(generator: Generator, n: int, seed: int = 0, start: int = 0, batch_si
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    device = next(generator.parameters()).device
-    z = [t.to(device) for t in sample_noise(generator.cfg.z_dim, seed, range(start, start + n))]
-    lat = Latents.cat([generator.map(*(t[s : s + batch_size] for t in z)) for s in range(0, n, batch_size)])
+    lat = map_noise(generator, sample_noise(generator.cfg.z_dim, seed, range(start, start + n)), batch_size)
     images = render(generator, lat, batch_size)
     return Samples(images, to_pixels(lat.keypoints.float(), generator.resolution), lat)

@@ -13,6 +13,7 @@ import gan
 from evaluation.gan_readability import cv_readability, geometry_sources, spread
 from gan.generator import Latents
 from gan.keypoint_maps import grid2d
+from gan.sampling import map_noise, render, sample_noise
 from lkdetect.cli import main
 
 
@@ -87,5 +88,7 @@ def centroids(images: torch.Tensor) -> np.ndarray:
 
 def test_geometry_sources_name_the_noise_that_moves_the_probe():
     out = geometry_sources(BlobGAN(), centroids, 64, seed=0)
+    base = centroids(render(BlobGAN(), map_noise(BlobGAN(), sample_noise(8, 0, range(64)))))
+    assert geometry_sources(BlobGAN(), centroids, 64, seed=0, base=base) == out  # the samples' own probe, reused
     assert out["app"] == 0 and out["bg"] == 0
     assert out["pose"] == pytest.approx(out["unrelated"]) and out["pose"] > 2
