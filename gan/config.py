@@ -48,6 +48,11 @@ class ModelConfig:
     # (bilinear) to the output: fewer widths, a blurrier background that cannot draw the object's detail
     bg_channels: tuple[int, ...] = (64, 32, 16, 8, 8)
     bg_min_resolution: int = 0  # "shared": w_bg enters only at resolutions >= this, a learned constant below; 0 = all
+    # the part embeddings w_k = c_k * MLP(z_app) enter only the SPADE blocks at resolutions >= this; below, each part's
+    # row carries its constant c_k alone (which part it is, not how it looks), so the coarse layout of the object can
+    # only come from the keypoints, and the appearance noise is left colour, texture and fine detail (StyleGAN's
+    # coarse / fine split; issue 20: the composite GANs drew the face's geometry from the appearance noise). 0 = all
+    app_min_resolution: int = 0
     d_channels: tuple[int, ...] = (8, 16, 32, 64, 128)  # discriminator width per resolution, input ..
 
 
@@ -316,8 +321,11 @@ def validate(cfg: GANConfig) -> None:
         )
     if not 0 <= m.kp_init_radius < 1:
         raise ValueError(f"model.kp_init_radius must be in [0, 1), got {m.kp_init_radius}")
-    if m.bg_min_resolution < 0:
-        raise ValueError(f"model.bg_min_resolution must be >= 0, got {m.bg_min_resolution}")
+    if m.bg_min_resolution < 0 or m.app_min_resolution < 0:
+        raise ValueError(
+            f"model.bg_min_resolution and model.app_min_resolution must be >= 0, got {m.bg_min_resolution},"
+            f" {m.app_min_resolution}"
+        )
     bad = [p for p in t.diffaug.split(",") if p.strip() and p.strip() not in ("color", "translation", "cutout")]
     if bad:
         raise ValueError(f"train.diffaug takes color, translation, cutout (comma-separated), got {bad}")

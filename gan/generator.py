@@ -399,7 +399,8 @@ class Generator(nn.Module):
         """Heatmaps (computed once per resolution, removed parts zeroed) with the background map appended; with
         ``part_masks="normalised"`` the masks of :func:`~gan.keypoint_maps.normalised_part_masks` instead. The
         background row's embedding is w_bg, or the learned constant where w_bg may not enter (``background=
-        "composite"``, or below ``bg_min_resolution``)."""
+        "composite"``, or below ``bg_min_resolution``); the part rows are w_k, or the parts' constants alone below
+        ``app_min_resolution`` (:meth:`part_identities`)."""
         heat = gaussian_heatmaps(lat.keypoints, size, self.cfg.tau) * lat.visible[:, :, None, None]
         if self.cfg.part_masks == "normalised":
             maps = normalised_part_masks(heat, self.cfg.mask_bg_level)
@@ -408,8 +409,21 @@ class Generator(nn.Module):
         bg = lat.bg_embed
         if self.cfg.background == "composite" or size < self.cfg.bg_min_resolution:
             bg = self.bg_const.to(bg.dtype).expand_as(bg)
-        embeds = torch.cat((lat.kp_embed, bg.unsqueeze(1)), dim=1)
+        parts = lat.kp_embed if size >= self.cfg.app_min_resolution else self.part_identities(lat)
+        embeds = torch.cat((parts, bg.unsqueeze(1)), dim=1)
         return Conditioning(maps, embeds, self.cfg.conditioning)
+
+    def part_identities(self, lat: Latents) -> torch.Tensor:
+        """(B, K', D): each part's constant c_k without its appearance, the rows below ``app_min_resolution``. A part
+        added by editing (row >= K) carries a copy of some part's embedding: it gets the constant of the part whose
+        embedding in the same sample is nearest to its own."""
+        k = self.cfg.n_keypoints
+        const = self.part_const.to(lat.kp_embed.dtype)
+        rows = const.unsqueeze(0).expand(lat.kp_embed.shape[0], -1, -1)
+        if lat.kp_embed.shape[1] == k:
+            return rows
+        nearest = torch.cdist(lat.kp_embed[:, k:], lat.kp_embed[:, :k]).argmin(-1)  # (B, K' - K)
+        return torch.cat((rows, const[nearest]), dim=1)
 
     def forward(
         self, z_pose: torch.Tensor, z_app: torch.Tensor, z_bg: torch.Tensor, bg_offset: torch.Tensor | None = None

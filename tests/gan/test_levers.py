@@ -11,6 +11,7 @@ import torch.nn.functional as F
 import gan
 from gan.checkpoint import load_state, save_state
 from gan.diffaug import cutout, diff_augment, parse_policy, translation
+from gan.edit import add_part
 from gan.generator import SPADE, Latents, shift_images
 from gan.keypoint_maps import gaussian_heatmaps, grid2d, normalised_part_masks
 from gan.losses import equivariance_loss
@@ -309,3 +310,23 @@ def test_equivariance_penalty_trains_g_on_its_steps_only(tmp_path):
     for bad in (*bad_values, {"train.equivariance_every": 0}):
         with pytest.raises(ValueError, match="equivariance"):
             gan.get_config("tiny", bad)
+
+
+def test_app_min_resolution_keeps_the_appearance_out_of_low_resolutions():
+    torch.manual_seed(0)
+    g = gan.Generator(gan.get_config("tiny", {"model.app_min_resolution": 16}).model).eval()  # 4, 8, 16, 32 px
+    x, lat = g(*torch.randn(3, 2, g.cfg.z_dim))
+    for size, uses_app in ((4, False), (8, False), (16, True), (32, True)):
+        rows = g.conditioning(lat, size).embeds[:, :-1]
+        assert torch.equal(rows, lat.kp_embed) == uses_app
+        assert torch.equal(rows, g.part_const.expand_as(rows)) != uses_app
+    with torch.no_grad():  # appearance still changes the image (at 16 and 32 px)
+        assert not torch.allclose(g.render(lat.replace(kp_embed=torch.randn_like(lat.kp_embed))), x)
+    never = gan.Generator(gan.get_config("tiny", {"model.app_min_resolution": 64}).model).eval()
+    y, lat = never(*torch.randn(3, 2, g.cfg.z_dim))
+    with torch.no_grad():  # a generator that never sees its part embeddings ignores them, added parts included
+        assert torch.equal(never.render(lat.replace(kp_embed=torch.randn_like(lat.kp_embed))), y)
+        added = add_part(lat, 2, (0.3, -0.2))
+        assert torch.equal(never.part_identities(added)[:, -1], never.part_const[2].expand(2, -1))
+    with pytest.raises(ValueError, match="app_min_resolution"):
+        gan.get_config("tiny", {"model.app_min_resolution": -1})
