@@ -13,7 +13,9 @@ nothing is fitted to that GAN but the linear map.
 Where the geometry comes from: each sample is rendered again with one of its three noises (pose, appearance,
 background) taken from another sample, and the probe's keypoints move by an RMS distance (px), printed beside that
 between unrelated samples. A GAN whose geometry comes from its keypoints moves with the pose noise only; where the
-appearance noise moves the face as much, the keypoints cannot say where its parts are. ``--no-sources`` skips it.
+appearance noise moves the face as much, the keypoints cannot say where its parts are. The probe itself moves when
+only the colours change (and more on blurry samples): its move when each sample takes another's colours, geometry
+kept, is printed as the floor of the appearance noise's. ``--no-sources`` skips it all.
 
 With ``--data``, the detector's spread on as many real training images is printed beside its spread on the samples:
 samples whose objects vary more (or less) in place and shape than the real ones show there. No label is read.
@@ -88,6 +90,23 @@ def geometry_sources(
     return out
 
 
+def colour_transfer(images: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """``images`` (N, 3, H, W) in [0, 1] with each channel's mean and standard deviation replaced by those of the
+    same channel of ``source`` (N, 3, H', W'); clamped to [0, 1]. The geometry of each image is unchanged."""
+    m, s = images.mean((2, 3), keepdim=True), images.std((2, 3), keepdim=True)
+    m2, s2 = source.mean((2, 3), keepdim=True), source.std((2, 3), keepdim=True)
+    return ((images - m) / (s + 1e-6) * s2 + m2).clamp(0, 1)
+
+
+def colour_floor(images: torch.Tensor, detect: Any) -> float:
+    """RMS displacement (px) of ``detect``'s keypoints when each image takes the colours of the next
+    (:func:`colour_transfer`): how far the probe moves for a change of appearance that leaves the geometry where it
+    is. The appearance noise's move in :func:`geometry_sources` is geometry only to the extent it exceeds this."""
+    other = torch.roll(torch.arange(len(images)), 1)
+    base, moved = np.asarray(detect(images)), np.asarray(detect(colour_transfer(images, images[other])))
+    return float(np.sqrt(((moved - base) ** 2).sum(-1).mean()))
+
+
 def spread(xy: np.ndarray) -> list[float]:
     """RMS distance of each keypoint to its mean over the first axis, (N, K, 2) -> K values."""
     return np.sqrt(((xy - xy.mean(0)) ** 2).sum(-1).mean(0)).tolist()
@@ -132,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
             return det.detect_batch(images).xy
 
         out["geometry_moves"] = geometry_sources(g, detect, args.n, args.seed, base=probe)
+        out["geometry_moves"]["colour"] = colour_floor(s.images, detect)
     if args.data:
         from gan.data import load_training_images
 
@@ -153,7 +173,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             "probe keypoints move (RMS px) when the noise comes from another sample: "
             + ", ".join(f"{k} {moves[k]:.2f}" for k in ("pose", "app", "bg"))
-            + f" (unrelated samples {moves['unrelated']:.2f})"
+            + f" (unrelated samples {moves['unrelated']:.2f}); the probe's floor: another sample's colours,"
+            f" geometry kept, move it {moves['colour']:.2f}"
         )
     return 0
 

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 import gan
-from evaluation.gan_readability import cv_readability, geometry_sources, spread
+from evaluation.gan_readability import colour_floor, colour_transfer, cv_readability, geometry_sources, spread
 from gan.generator import Latents
 from gan.keypoint_maps import grid2d
 from gan.sampling import map_noise, render, sample_noise
@@ -42,7 +42,7 @@ def test_command_prints_a_row_per_keypoint_and_json(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     k = gan.get_config("tiny").model.n_keypoints
     assert len(out["r2"]) == len(out["spread"]) == k and len(out["probe_spread_samples"]) == 10
-    assert set(out["geometry_moves"]) == {"pose", "app", "bg", "unrelated"}
+    assert set(out["geometry_moves"]) == {"pose", "app", "bg", "unrelated", "colour"}
     assert main(["gan-readability", "--gan", str(weights), "-n", "64"]) == 0
     text = capsys.readouterr().out
     assert len([ln for ln in text.splitlines() if ln.strip()[:1].isdigit()]) == k and "unrelated samples" in text
@@ -92,3 +92,17 @@ def test_geometry_sources_name_the_noise_that_moves_the_probe():
     assert geometry_sources(BlobGAN(), centroids, 64, seed=0, base=base) == out  # the samples' own probe, reused
     assert out["app"] == 0 and out["bg"] == 0
     assert out["pose"] == pytest.approx(out["unrelated"]) and out["pose"] > 2
+
+
+def test_colour_floor_is_zero_for_a_probe_of_geometry_and_positive_for_one_of_brightness():
+    lat = BlobGAN().map(*sample_noise(8, 0, range(16)))
+    blobs = (BlobGAN().render(lat) + 1) / 2  # blobs of one size: every image has the same colour statistics
+    grey = blobs * 0.5 + torch.tensor([0.05, 0.45] * 8)[:, None, None, None]  # ... and now different brightness
+    assert torch.allclose(colour_transfer(blobs, blobs.flip(0)), blobs, atol=1e-4)
+    assert colour_floor(blobs, centroids) < 1e-3
+    assert colour_floor(grey, centroids) > 0.2  # the centroid of a brighter image is pulled to the middle
+
+    def standardised_centroids(images):  # blind to each channel's mean and scale
+        return centroids(((images - images.mean((2, 3), keepdim=True)) / images.std((2, 3), keepdim=True)).relu())
+
+    assert colour_floor(grey, standardised_centroids) < 1e-3
