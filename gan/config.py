@@ -111,6 +111,13 @@ class TrainConfig:
     # the keypoints, not the embeddings (the composite runs drew part of it from the appearance embedding). On faces
     # it did not lower the appearance noise's part in the geometry by 134k images (CHANGELOG)
     kp_recon_mix: bool = False
+    # A bound on how far each keypoint moves across samples (issue 20's overshoot: with the composite background some
+    # keypoints came to spread 10-22 px on 64 px faces while the face moved a few px): each step G pays
+    # ``kp_spread_weight`` x the mean over keypoints of max(0, spread - ``kp_spread_max``)^2, the spread being
+    # sqrt(var_x + var_y) across the batch as a fraction of the image side. Gradients reach the pose network only.
+    # A prior for roughly aligned crops (faces), not for objects anywhere in the frame. 0 = off
+    kp_spread_max: float = 0.0
+    kp_spread_weight: float = 10.0
     diffaug: str = ""  # DiffAugment of D's real and fake inputs (gan/diffaug.py): "color,translation,cutout"; "" = off
     seed: int = 0
     threads: int = 0  # torch threads; 0 = leave torch's default
@@ -318,6 +325,11 @@ def validate(cfg: GANConfig) -> None:
     if t.kp_recon < 0 or t.kp_recon_every < 1:
         raise ValueError(
             f"train.kp_recon must be >= 0 and train.kp_recon_every >= 1, got {t.kp_recon}, {t.kp_recon_every}"
+        )
+    if not 0 <= t.kp_spread_max <= 1 or t.kp_spread_weight < 0:
+        raise ValueError(
+            f"train.kp_spread_max must be in [0, 1] and train.kp_spread_weight >= 0, got {t.kp_spread_max},"
+            f" {t.kp_spread_weight}"
         )
     if not 0 <= m.kp_init_radius < 1:
         raise ValueError(f"model.kp_init_radius must be in [0, 1), got {m.kp_init_radius}")

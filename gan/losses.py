@@ -1,6 +1,7 @@
 """GAN losses of LatentKeypointGAN (successor's choices): non-saturating logistic loss and a lazy gradient
 penalty on real images (R1 form, Mescheder et al. 2018; lazy regularisation as in StyleGAN2); a penalty on the
-generator for not moving and zooming its image with its keypoints (``train.equivariance``)."""
+generator for not moving and zooming its image with its keypoints (``train.equivariance``); a bound on the keypoints'
+spread across samples (``train.kp_spread_max``)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,14 @@ def gradient_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> to
     """``E ||grad_x D(x)||^2`` on real images; ``real_images`` must require grad and produce ``real_logits``."""
     (grad,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True)
     return grad.float().square().sum(dim=(1, 2, 3)).mean()
+
+
+def keypoint_spread_excess(keypoints: torch.Tensor, bound: float) -> torch.Tensor:
+    """(B, K, 2) keypoints in [-1, 1] -> mean over keypoints of max(0, spread - ``bound``)^2, the spread being
+    sqrt(var_x + var_y) across the batch as a fraction of the image side (``train.kp_spread_max``); 0 for a batch
+    whose keypoints all stay within the bound."""
+    spread = keypoints.float().var(dim=0, unbiased=False).sum(-1).add(1e-12).sqrt() / 2  # [-1, 1] spans the side
+    return (spread - bound).clamp_min(0).square().mean()
 
 
 def equivariance_loss(

@@ -33,7 +33,13 @@ from .diffaug import diff_augment, parse_policy
 from .discriminator import Discriminator
 from .generator import Generator, Latents
 from .loop import Schedule, deadline_after, fit_loop
-from .losses import d_logistic_loss, equivariance_loss, g_nonsaturating_loss, gradient_penalty
+from .losses import (
+    d_logistic_loss,
+    equivariance_loss,
+    g_nonsaturating_loss,
+    gradient_penalty,
+    keypoint_spread_excess,
+)
 from .malloc import retain_freed_memory
 from .metrics import gan_metrics, rounded
 from .reader import KeypointReader, keypoint_reading_error
@@ -249,6 +255,9 @@ class Trainer:
             roots, grads = [*roots, equiv * t.equivariance * t.equivariance_every], [*grads, None]
         if reading is not None:
             roots, grads = [*roots, reading * t.kp_recon * t.kp_recon_every], [*grads, None]
+        excess = keypoint_spread_excess(lat.keypoints, t.kp_spread_max) if t.kp_spread_max else None
+        if excess is not None:
+            roots, grads = [*roots, excess * t.kp_spread_weight], [*grads, None]
         torch.autograd.backward(roots, grads)  # G's gradients; D's graph is freed by now
         self._average_gradients(self.G)
         self.opt_g.step()
@@ -269,6 +278,8 @@ class Trainer:
             self.last_equivariance = equiv.item()
         if self.last_equivariance is not None:
             out["equivariance"] = self.last_equivariance  # the latest value: logged rows need not fall on a due step
+        if excess is not None:
+            out["kp_spread_excess"] = excess.item()
         if reading is not None:
             self.last_reading_px = reading.item() * self.cfg.model.resolution / 2
         if self.last_reading_px is not None:
