@@ -79,6 +79,10 @@ class TrainConfig:
     checkpoint_every: int = 250  # iterations between atomic checkpoints
     checkpoint_minutes: float = 5.0  # ... or this many minutes, whichever comes first
     sample_every: int = 500  # iterations between sample grids and keypoint diagnostics
+    # keep the EMA weights of every snapshot whose step is a multiple of this, as snapshots/step_<step>.safetensors
+    # (4 MB each for cpu64), so that a snapshot can be chosen by its rows afterwards; a multiple of sample_every.
+    # 0 = off (the run directory keeps only the latest generator_ema.safetensors)
+    keep_every: int = 0
     log_every: int = 20  # iterations between stats.jsonl lines
     n_diag: int = 64  # samples used for keypoint diagnostics
     n_metric_pairs: int = 16  # sample pairs for the swap metrics (gan/metrics.py) at each snapshot; 0 = off
@@ -343,5 +347,7 @@ def validate(cfg: GANConfig) -> None:
         raise ValueError(f"train.diffaug takes color, translation, cutout (comma-separated), got {bad}")
     if t.amp not in ("auto", "bf16", "off"):
         raise ValueError(f"train.amp must be 'auto', 'bf16' or 'off', got {t.amp!r}")
+    if t.keep_every < 0 or t.keep_every % t.sample_every:
+        raise ValueError(f"train.keep_every must be 0 or a multiple of train.sample_every, got {t.keep_every}")
     if t.batch_size < 1 or t.gp_every < 1:
         raise ValueError("train.batch_size and train.gp_every must be >= 1")

@@ -407,13 +407,18 @@ class Trainer:
     @torch.no_grad()
     def snapshot(self) -> dict[str, Any]:
         """Sample grid of the EMA generator (keypoints drawn), keypoint diagnostics and the label-free metrics
-        (:meth:`label_free_metrics`, as ``"metrics"``) into stats.jsonl."""
+        (:meth:`label_free_metrics`, as ``"metrics"``) into stats.jsonl; the EMA weights kept on
+        ``train.keep_every``'s steps."""
         if self.rank != 0:
             return {}
         s = sample(self.G_ema, 32, seed=0)
         grid = sample_grid(s.images, s.keypoints, nrow=8, scale=2)
         save_png(grid, self.run_dir / "samples" / f"step_{self.step:07d}.png")
         save_png(grid, self.run_dir / "samples" / "latest.png")
+        keep = self.cfg.train.keep_every
+        if keep and self.step % keep == 0:
+            path = self.run_dir / "snapshots" / f"step_{self.step:07d}.safetensors"
+            save_generator(path, self.G_ema, self.weights_info())
         diag = keypoint_report(self.G_ema, n=self.cfg.train.n_diag)
         metrics = self.label_free_metrics()
         self.log_stats({"step": self.step, "diag": diag, **({"metrics": metrics} if metrics else {})})

@@ -14,7 +14,7 @@ from gan.diffaug import cutout, diff_augment, parse_policy, translation
 from gan.edit import add_part
 from gan.generator import SPADE, Latents, shift_images
 from gan.keypoint_maps import gaussian_heatmaps, grid2d, normalised_part_masks
-from gan.losses import equivariance_loss, keypoint_spread_excess
+from gan.losses import equivariance_loss
 from gan.train import Trainer
 
 
@@ -331,29 +331,3 @@ def test_app_min_resolution_keeps_the_appearance_out_of_low_resolutions():
         assert torch.equal(never.part_identities(added)[:, -1], never.part_const[2].expand(2, -1))
     with pytest.raises(ValueError, match="app_min_resolution"):
         gan.get_config("tiny", {"model.app_min_resolution": -1})
-
-
-def test_keypoint_spread_excess_counts_only_the_spread_beyond_the_bound():
-    kp = torch.zeros(4, 2, 2)
-    kp[:, 0, 0] = torch.tensor([0.6, -0.6, 0.6, -0.6])  # keypoint 0: spread 0.6 = 0.3 of the side; keypoint 1 still
-    assert keypoint_spread_excess(kp, 0.1).item() == pytest.approx((0.3 - 0.1) ** 2 / 2)
-    assert keypoint_spread_excess(kp, 0.3).item() == pytest.approx(0.0, abs=1e-9)
-    kp.requires_grad_(True)
-    keypoint_spread_excess(kp, 0.1).backward()
-    assert torch.all(kp.grad[:, 0, 0] * kp.detach()[:, 0, 0] > 0) and torch.all(kp.grad[:, 1] == 0)  # pulls inwards
-
-
-def test_keypoint_spread_bound_pulls_the_keypoints_together_through_the_pose_network(tmp_path):
-    over = {"train.sample_every": 1000, "train.checkpoint_every": 1000, "train.n_metric_pairs": 0, "train.lr_g": 0.01}
-    z = torch.randn(64, gan.get_config("tiny").model.z_dim, generator=torch.Generator().manual_seed(3))
-    spreads = {}
-    for name, extra in (("off", {}), ("on", {"train.kp_spread_max": 0.01, "train.kp_spread_weight": 1000.0})):
-        torch.manual_seed(0)
-        trainer = Trainer(gan.get_config("tiny", {**over, **extra}), images(), tmp_path / name)
-        logs = [trainer.train_step(trainer.real_batch()) for _ in range(8)]
-        assert ("kp_spread_excess" in logs[-1]) == (name == "on")
-        with torch.no_grad():
-            spreads[name] = trainer.G.map(z, z, z).keypoints.var(0).sum(-1).sqrt().mean().item()
-    assert spreads["on"] < 0.85 * spreads["off"]  # 0.68 here
-    with pytest.raises(ValueError, match="kp_spread_max"):
-        gan.get_config("tiny", {"train.kp_spread_max": -0.1})

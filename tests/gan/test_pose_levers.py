@@ -1,5 +1,6 @@
-"""Issue 20's pose levers (off by default): the keypoints' initial layout (``model.kp_init_radius``) and the pose
-mapping network's learning rate (``train.lr_pose_scale``)."""
+"""Issue 20's pose levers (off by default): the keypoints' initial layout (``model.kp_init_radius``), the pose
+mapping network's learning rate (``train.lr_pose_scale``) and a bound on the keypoints' spread
+(``train.kp_spread_max``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import torch
 
 import gan
 from gan.generator import initial_keypoint_bias, sunflower
+from gan.losses import keypoint_spread_excess
 from gan.train import Trainer
 
 OVER = {"train.sample_every": 1000, "train.checkpoint_every": 1000, "train.n_metric_pairs": 0}
@@ -67,3 +69,29 @@ def test_resume_takes_the_configured_learning_rates_and_refuses_another_optimise
     assert [g["lr"] for g in t.opt_g.param_groups] == [2e-4, 1e-4]  # not the checkpoint's 1e-4 and 1e-5
     with pytest.raises(gan.CheckpointError, match="lr_pose_scale"):
         Trainer(gan.get_config("tiny", OVER), images(), tmp_path, resume=True)
+
+
+def test_keypoint_spread_excess_counts_only_the_spread_beyond_the_bound():
+    kp = torch.zeros(4, 2, 2)
+    kp[:, 0, 0] = torch.tensor([0.6, -0.6, 0.6, -0.6])  # keypoint 0: spread 0.6 = 0.3 of the side; keypoint 1 still
+    assert keypoint_spread_excess(kp, 0.1).item() == pytest.approx((0.3 - 0.1) ** 2 / 2)
+    assert keypoint_spread_excess(kp, 0.3).item() == pytest.approx(0.0, abs=1e-9)
+    kp.requires_grad_(True)
+    keypoint_spread_excess(kp, 0.1).backward()
+    assert torch.all(kp.grad[:, 0, 0] * kp.detach()[:, 0, 0] > 0) and torch.all(kp.grad[:, 1] == 0)  # pulls inwards
+
+
+def test_keypoint_spread_bound_pulls_the_keypoints_together_through_the_pose_network(tmp_path):
+    over = {**OVER, "train.lr_g": 0.01}
+    z = torch.randn(64, gan.get_config("tiny").model.z_dim, generator=torch.Generator().manual_seed(3))
+    spreads = {}
+    for name, extra in (("off", {}), ("on", {"train.kp_spread_max": 0.01, "train.kp_spread_weight": 1000.0})):
+        torch.manual_seed(0)
+        trainer = Trainer(gan.get_config("tiny", {**over, **extra}), images(), tmp_path / name)
+        logs = [trainer.train_step(trainer.real_batch()) for _ in range(8)]
+        assert ("kp_spread_excess" in logs[-1]) == (name == "on")
+        with torch.no_grad():
+            spreads[name] = trainer.G.map(z, z, z).keypoints.var(0).sum(-1).sqrt().mean().item()
+    assert spreads["on"] < 0.85 * spreads["off"]  # 0.68 here
+    with pytest.raises(ValueError, match="kp_spread_max"):
+        gan.get_config("tiny", {"train.kp_spread_max": -0.1})

@@ -54,6 +54,19 @@ def test_run_directory_contents_and_release_weights(tmp_path):
     assert not all(torch.equal(p, q) for p, q in zip(g.state_dict().values(), t.G.state_dict().values()))
 
 
+def test_keep_every_keeps_the_ema_weights_of_those_snapshots(tmp_path):
+    t = Trainer(get_config("tiny", {"train.sample_every": 2, "train.keep_every": 4}), images(), tmp_path)
+    t.fit(9, progress=False)
+    kept = sorted(p.name for p in (tmp_path / "snapshots").iterdir())
+    assert kept == ["step_0000004.safetensors", "step_0000008.safetensors"]
+    g, info = load_generator(tmp_path / "snapshots" / kept[-1])
+    assert info["step"] == 8 and info["images_seen"] == 8 * t.cfg.train.batch_size
+    Trainer(get_config("tiny", {"train.sample_every": 2}), images(), tmp_path / "off").fit(4, progress=False)
+    assert not (tmp_path / "off" / "snapshots").exists()
+    with pytest.raises(ValueError, match="keep_every"):
+        get_config("tiny", {"train.sample_every": 2, "train.keep_every": 3})
+
+
 def test_existing_run_is_not_overwritten_and_other_config_refused(tmp_path):
     cfg = get_config("tiny")
     Trainer(cfg, images(), tmp_path).fit(2, progress=False)
