@@ -53,6 +53,11 @@ CHECKPOINT = "checkpoint.pt"
 EMA_WEIGHTS = "generator_ema.safetensors"
 
 
+def snapshot_path(run_dir: str | Path, step: int) -> Path:
+    """Where a run keeps the EMA weights of its snapshot at ``step`` (``train.keep_every``, ``lkdetect learn``)."""
+    return Path(run_dir) / "snapshots" / f"step_{step:07d}.safetensors"
+
+
 def cpu_has_native_bf16() -> bool:
     """True when the CPU advertises native bf16 arithmetic (AVX-512 BF16 or AMX)."""
     try:
@@ -417,8 +422,7 @@ class Trainer:
         save_png(grid, self.run_dir / "samples" / "latest.png")
         keep = self.cfg.train.keep_every
         if keep and self.step % keep == 0:
-            path = self.run_dir / "snapshots" / f"step_{self.step:07d}.safetensors"
-            save_generator(path, self.G_ema, self.weights_info())
+            save_generator(snapshot_path(self.run_dir, self.step), self.G_ema, self.weights_info())
         diag = keypoint_report(self.G_ema, n=self.cfg.train.n_diag)
         metrics = self.label_free_metrics()
         self.log_stats({"step": self.step, "diag": diag, **({"metrics": metrics} if metrics else {})})

@@ -417,3 +417,14 @@ def test_selftrain_data_labels_only_those_images_and_is_checked_up_front(tmp_pat
     capsys.readouterr()
     assert cli(["learn", "--out", str(run), "--resume", "--selftrain-data", str(a)]) == 2
     assert "these differ: --selftrain-data" in capsys.readouterr().err
+
+
+def test_learn_snapshot_pruning_spares_what_keep_every_keeps(tmp_path):
+    import gan
+    from lkdetect.learn.stages import SnapshotTrainer
+
+    over = {"train.sample_every": 2, "train.keep_every": 4, "train.iterations": 10, "train.n_metric_pairs": 0}
+    reals = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    SnapshotTrainer(gan.get_config("tiny", over), reals, tmp_path, rule="last").fit(progress=False)
+    kept = sorted(p.name for p in (tmp_path / "snapshots").glob("*.safetensors"))
+    assert kept == ["step_0000004.safetensors", "step_0000008.safetensors", "step_0000010.safetensors"]  # + last

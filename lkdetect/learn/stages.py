@@ -20,7 +20,7 @@ import torch
 
 from gan.checkpoint import atomic_write, save_generator
 from gan.stats import read_stats
-from gan.train import CHECKPOINT, Trainer
+from gan.train import CHECKPOINT, Trainer, snapshot_path
 
 from .plan import DETECTOR_WEIGHTS, GAN_WEIGHTS, ONNX_MODEL, STAGES, Resolved, Settings, duration, resolve
 from .select import choose, is_candidate
@@ -38,16 +38,12 @@ def _check_finished(stage: str, step: int, total: int) -> None:
         raise Interrupted(f"stage {stage} stopped at step {step} of {total} (checkpointed); continue with --resume")
 
 
-def snapshot_path(gan_dir: Path, step: int) -> Path:
-    return gan_dir / "snapshots" / f"step_{step:07d}.safetensors"
-
-
 class SnapshotTrainer(Trainer):
     """:class:`gan.train.Trainer` that also keeps the EMA generator of the candidate snapshots (the second half of
     training, :func:`.select.is_candidate`) in ``snapshots/``: after each one, only the weights of the snapshot
     ``rule`` picks among all rows so far and of the one it picks among the rows up to the last checkpoint stay (a
-    resumed run restarts from that checkpoint), so at most three files exist. A snapshot's weights are written
-    after its stats.jsonl row and before the checkpoint of its step."""
+    resumed run restarts from that checkpoint), so at most three files exist besides those ``train.keep_every``
+    keeps. A snapshot's weights are written after its stats.jsonl row and before the checkpoint of its step."""
 
     def __init__(self, *args: Any, rule: str = "best", **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -66,8 +62,11 @@ class SnapshotTrainer(Trainer):
             records = read_stats(self.run_dir / "stats.jsonl")
             saved = [r for r in records if r.get("step", 0) <= self.saved_step]
             keep = {chosen_step(records, total, res, self.rule), chosen_step(saved, total, res, self.rule)}
+            every = self.cfg.train.keep_every  # those stay too
+            kept = {snapshot_path(self.run_dir, s) for s in keep if s is not None}
+            kept |= {snapshot_path(self.run_dir, s) for s in range(every, self.step + 1, every)} if every else set()
             for f in (self.run_dir / "snapshots").glob("step_*.safetensors"):
-                if f not in {snapshot_path(self.run_dir, s) for s in keep if s is not None}:
+                if f not in kept:
                     f.unlink()
         return diag
 
