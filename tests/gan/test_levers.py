@@ -207,10 +207,11 @@ def test_checkpoint_without_the_new_model_options_still_resumes(tmp_path):
     Trainer(cfg, images(), tmp_path).fit(2, progress=False)
     state = load_state(tmp_path / "checkpoint.pt")
     model_keys = ("part_masks", "mask_bg_level", "spade_wide_until", "background", "bg_channels", "bg_min_resolution")
-    for key in (*model_keys, "kp_init_radius"):
+    for key in (*model_keys, "kp_init_radius", "app_min_resolution"):
         del state["config"]["model"][key]  # as written before these options existed
     train_keys = ("bg_shift", "equivariance", "equivariance_shift", "equivariance_scale", "equivariance_every")
-    for key in (*train_keys, "kp_recon", "kp_recon_every", "lr_pose_scale", "kp_spread_max", "kp_spread_weight"):
+    new_keys = ("kp_recon", "kp_recon_every", "lr_pose_scale", "kp_spread_max", "kp_spread_weight", "keep_every")
+    for key in (*train_keys, *new_keys):
         del state["config"]["train"][key]
     save_state(tmp_path / "checkpoint.pt", state)
     assert Trainer(cfg, images(), tmp_path, resume=True).step == 2
