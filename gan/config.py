@@ -51,7 +51,8 @@ class ModelConfig:
     # the part embeddings w_k = c_k * MLP(z_app) enter only the SPADE blocks at resolutions >= this; below, each part's
     # row carries its constant c_k alone (which part it is, not how it looks), so the coarse layout of the object can
     # only come from the keypoints, and the appearance noise is left colour, texture and fine detail (StyleGAN's
-    # coarse / fine split; issue 20: the composite GANs drew the face's geometry from the appearance noise). 0 = all
+    # coarse / fine split; issue 20: the composite GANs drew the face's geometry from the appearance noise). On faces
+    # at 32 the appearance noise's move of the face fell to the probe's floor (CHANGELOG). 0 = all
     app_min_resolution: int = 0
     d_channels: tuple[int, ...] = (8, 16, 32, 64, 128)  # discriminator width per resolution, input ..
 
@@ -119,7 +120,8 @@ class TrainConfig:
     # keypoints came to spread 10-22 px on 64 px faces while the face moved a few px): each step G pays
     # ``kp_spread_weight`` x the mean over keypoints of max(0, spread - ``kp_spread_max``)^2, the spread being
     # sqrt(var_x + var_y) across the batch as a fraction of the image side. Gradients reach the pose network only.
-    # A prior for roughly aligned crops (faces), not for objects anywhere in the frame. 0 = off
+    # A prior for roughly aligned crops (faces), not for objects anywhere in the frame. On faces at 0.1 with
+    # model.app_min_resolution=32 the keypoints stopped overshooting and came to carry the pose (CHANGELOG). 0 = off
     kp_spread_max: float = 0.0
     kp_spread_weight: float = 10.0
     diffaug: str = ""  # DiffAugment of D's real and fake inputs (gan/diffaug.py): "color,translation,cutout"; "" = off
