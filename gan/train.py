@@ -420,14 +420,18 @@ class Trainer:
         grid = sample_grid(s.images, s.keypoints, nrow=8, scale=2)
         save_png(grid, self.run_dir / "samples" / f"step_{self.step:07d}.png")
         save_png(grid, self.run_dir / "samples" / "latest.png")
-        keep = self.cfg.train.keep_every
-        if keep and self.step % keep == 0:
+        if self.keeps_snapshot(self.step):
             save_generator(snapshot_path(self.run_dir, self.step), self.G_ema, self.weights_info())
         diag = keypoint_report(self.G_ema, n=self.cfg.train.n_diag)
         metrics = self.label_free_metrics()
         self.log_stats({"step": self.step, "diag": diag, **({"metrics": metrics} if metrics else {})})
         log.info("step %d keypoints: %s metrics: %s", self.step, diag, metrics)
         return diag
+
+    def keeps_snapshot(self, step: int) -> bool:
+        """Whether the snapshot at ``step`` keeps its EMA weights (``train.keep_every``; :func:`snapshot_path`)."""
+        every = self.cfg.train.keep_every
+        return bool(every) and step % every == 0
 
     @torch.no_grad()
     def label_free_metrics(self) -> dict[str, Any]:

@@ -58,13 +58,13 @@ class SnapshotTrainer(Trainer):
         diag = super().snapshot()
         total, res = self.cfg.train.iterations, self.cfg.model.resolution
         if self.rank == 0 and is_candidate(self.step, total):
-            save_generator(snapshot_path(self.run_dir, self.step), self.G_ema, self.weights_info())
+            if not self.keeps_snapshot(self.step):  # else Trainer.snapshot has just written it
+                save_generator(snapshot_path(self.run_dir, self.step), self.G_ema, self.weights_info())
             records = read_stats(self.run_dir / "stats.jsonl")
             saved = [r for r in records if r.get("step", 0) <= self.saved_step]
             keep = {chosen_step(records, total, res, self.rule), chosen_step(saved, total, res, self.rule)}
-            every = self.cfg.train.keep_every  # those stay too
+            keep |= {s for s in range(0, self.step + 1, self.cfg.train.sample_every) if self.keeps_snapshot(s)}
             kept = {snapshot_path(self.run_dir, s) for s in keep if s is not None}
-            kept |= {snapshot_path(self.run_dir, s) for s in range(every, self.step + 1, every)} if every else set()
             for f in (self.run_dir / "snapshots").glob("step_*.safetensors"):
                 if f not in kept:
                     f.unlink()
