@@ -1,7 +1,8 @@
 """GAN losses of LatentKeypointGAN (successor's choices): non-saturating logistic loss and a lazy gradient
 penalty on real images (R1 form, Mescheder et al. 2018; lazy regularisation as in StyleGAN2); a penalty on the
 generator for not moving and zooming its image with its keypoints (``train.equivariance``); a bound on the keypoints'
-spread across samples (``train.kp_spread_max``)."""
+spread across samples (``train.kp_spread_max``); a floor on the width of their mean configuration
+(``train.kp_minor_min``)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,21 @@ def keypoint_spread_excess(keypoints: torch.Tensor, bound: float) -> torch.Tenso
     whose keypoints all stay within the bound."""
     spread = keypoints.float().var(dim=0, unbiased=False).sum(-1).add(1e-12).sqrt() / 2  # [-1, 1] spans the side
     return (spread - bound).clamp_min(0).square().mean()
+
+
+def configuration_minor_shortfall(keypoints: torch.Tensor, floor: float) -> torch.Tensor:
+    """(B, K, 2) keypoints in [-1, 1] -> max(0, ``floor`` - minor)^2, minor being the standard deviation of the batch's
+    mean configuration (the K mean positions) along its narrowest axis, as a fraction of the image side
+    (``train.kp_minor_min``); 0 for a configuration at least that wide in every direction. A chain of keypoints (a
+    line) has minor 0. The smaller eigenvalue of the 2x2 covariance is taken in closed form (its gradient stays finite
+    for a round configuration)."""
+    mean = keypoints.float().mean(dim=0)
+    centred = mean - mean.mean(dim=0)
+    cov = centred.T @ centred / len(centred)
+    a, b, c = cov[0, 0], cov[0, 1], cov[1, 1]
+    smaller = (a + c) / 2 - (((a - c) / 2).square() + b.square() + 1e-12).sqrt()
+    minor = smaller.clamp_min(0).add(1e-12).sqrt() / 2  # [-1, 1] spans the side
+    return (floor - minor).clamp_min(0).square()
 
 
 def equivariance_loss(

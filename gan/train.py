@@ -34,6 +34,7 @@ from .discriminator import Discriminator
 from .generator import Generator, Latents
 from .loop import Schedule, deadline_after, fit_loop
 from .losses import (
+    configuration_minor_shortfall,
     d_logistic_loss,
     equivariance_loss,
     g_nonsaturating_loss,
@@ -263,6 +264,9 @@ class Trainer:
         excess = keypoint_spread_excess(lat.keypoints, t.kp_spread_max) if t.kp_spread_max else None
         if excess is not None:
             roots, grads = [*roots, excess * t.kp_spread_weight], [*grads, None]
+        narrow = configuration_minor_shortfall(lat.keypoints, t.kp_minor_min) if t.kp_minor_min else None
+        if narrow is not None:
+            roots, grads = [*roots, narrow * t.kp_minor_weight], [*grads, None]
         torch.autograd.backward(roots, grads)  # G's gradients; D's graph is freed by now
         self._average_gradients(self.G)
         self.opt_g.step()
@@ -285,6 +289,8 @@ class Trainer:
             out["equivariance"] = self.last_equivariance  # the latest value: logged rows need not fall on a due step
         if excess is not None:
             out["kp_spread_excess"] = excess.item()
+        if narrow is not None:
+            out["kp_minor_shortfall"] = narrow.item()
         if reading is not None:
             self.last_reading_px = reading.item() * self.cfg.model.resolution / 2
         if self.last_reading_px is not None:

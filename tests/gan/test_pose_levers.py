@@ -1,6 +1,6 @@
 """Issue 20's pose levers (off by default): the keypoints' initial layout (``model.kp_init_radius``), the pose
-mapping network's learning rate (``train.lr_pose_scale``) and a bound on the keypoints' spread
-(``train.kp_spread_max``)."""
+mapping network's learning rate (``train.lr_pose_scale``), a bound on the keypoints' spread
+(``train.kp_spread_max``) and a floor on their mean configuration's width (``train.kp_minor_min``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 import gan
 from gan.generator import initial_keypoint_bias, sunflower
-from gan.losses import keypoint_spread_excess
+from gan.losses import configuration_minor_shortfall, keypoint_spread_excess
 from gan.train import Trainer
 
 OVER = {"train.sample_every": 1000, "train.checkpoint_every": 1000, "train.n_metric_pairs": 0}
@@ -95,3 +95,37 @@ def test_keypoint_spread_bound_pulls_the_keypoints_together_through_the_pose_net
     assert spreads["on"] < 0.85 * spreads["off"]  # 0.68 here
     with pytest.raises(ValueError, match="kp_spread_max"):
         gan.get_config("tiny", {"train.kp_spread_max": -0.1})
+
+
+def test_minor_shortfall_measures_the_narrow_axis_of_the_mean_configuration():
+    line = torch.zeros(3, 5, 2)
+    line[:, :, 1] = torch.linspace(-0.4, 0.4, 5)  # a vertical chain: minor 0
+    assert configuration_minor_shortfall(line, 0.05).item() == pytest.approx(0.05**2, rel=1e-3)
+    square = torch.tensor([[-0.2, -0.2], [0.2, -0.2], [-0.2, 0.2], [0.2, 0.2]]).expand(3, 4, 2)
+    assert configuration_minor_shortfall(square, 0.05).item() == pytest.approx(0.0, abs=1e-9)  # minor 0.1
+    assert configuration_minor_shortfall(square, 0.15).item() == pytest.approx(0.05**2, rel=1e-3)
+    rotated = square @ torch.tensor([[0.6, 0.8], [-0.8, 0.6]])  # a turned configuration: the same width
+    assert configuration_minor_shortfall(rotated, 0.15).item() == pytest.approx(0.05**2, rel=1e-3)
+    tilted = line.clone()
+    tilted[:, :, 0] = torch.tensor([0.01, -0.01, 0.02, -0.02, 0.0])
+    tilted.requires_grad_(True)
+    configuration_minor_shortfall(tilted, 0.05).backward()
+    assert torch.isfinite(tilted.grad).all()
+    assert torch.all(tilted.grad[:, :, 0] * tilted.detach()[:, :, 0] <= 0)  # widens the chain sideways
+    assert tilted.grad[:, :, 0].abs().sum() > 10 * tilted.grad[:, :, 1].abs().sum()
+
+
+def test_minor_floor_widens_a_chain_through_the_pose_network(tmp_path):
+    over = {**OVER, "train.lr_g": 0.01, "model.kp_init_radius": 0.0}
+    z = torch.randn(64, gan.get_config("tiny").model.z_dim, generator=torch.Generator().manual_seed(3))
+    minors = {}
+    for name, extra in (("off", {}), ("on", {"train.kp_minor_min": 0.2, "train.kp_minor_weight": 1000.0})):
+        torch.manual_seed(0)
+        trainer = Trainer(gan.get_config("tiny", {**over, **extra}), images(), tmp_path / name)
+        logs = [trainer.train_step(trainer.real_batch()) for _ in range(8)]
+        assert ("kp_minor_shortfall" in logs[-1]) == (name == "on")
+        with torch.no_grad():
+            minors[name] = 0.2 - configuration_minor_shortfall(trainer.G.map(z, z, z).keypoints, 0.2).sqrt().item()
+    assert minors["on"] > 1.5 * minors["off"]  # 2.0 here
+    with pytest.raises(ValueError, match="kp_minor_min"):
+        gan.get_config("tiny", {"train.kp_minor_min": 0.6})
