@@ -182,7 +182,7 @@ def test_diffaug_is_differentiable_seeded_and_does_what_it_says():
         {"model.background": "composite", "model.bg_channels": (8, 8, 8, 8), "train.bg_shift": 0.2},
         {"train.equivariance": 1.0, "train.equivariance_every": 2, "train.equivariance_scale": 0.1},
         {"train.lr_pose_scale": 0.1, "model.kp_init_radius": 0.3, "train.kp_recon": 1.0, "train.kp_recon_every": 2},
-        {"train.kp_spread_max": 0.01, "model.app_min_resolution": 16},
+        {"train.kp_spread_max": 0.01, "model.app_min_resolution": 16, "train.kp_minor_min": 0.1},
     ],
     ids=["diffaug", "bg_shift", "equivariance", "pose", "spread"],
 )
@@ -211,6 +211,7 @@ def test_checkpoint_without_the_new_model_options_still_resumes(tmp_path):
         del state["config"]["model"][key]  # as written before these options existed
     train_keys = ("bg_shift", "equivariance", "equivariance_shift", "equivariance_scale", "equivariance_every")
     new_keys = ("kp_recon", "kp_recon_every", "lr_pose_scale", "kp_spread_max", "kp_spread_weight", "keep_every")
+    new_keys = (*new_keys, "kp_minor_min", "kp_minor_weight")
     for key in (*train_keys, *new_keys):
         del state["config"]["train"][key]
     save_state(tmp_path / "checkpoint.pt", state)
