@@ -129,7 +129,8 @@ class TrainConfig:
     # each step G pays ``kp_minor_weight`` x max(0, ``kp_minor_min`` - minor)^2, minor being the standard deviation of
     # the batch's mean configuration along its narrowest axis as a fraction of the side (MTFL's five landmarks: 0.08,
     # the shipped faces GAN's ten keypoints 0.07). Gradients reach the pose network only. A prior for objects
-    # whose parts spread in two directions. 0 = off
+    # whose parts spread in two directions; not yet trained with (a second run of that recipe widened to layout 0.33
+    # by 800k images without it; CHANGELOG). 0 = off
     kp_minor_min: float = 0.0
     kp_minor_weight: float = 100.0
     diffaug: str = ""  # DiffAugment of D's real and fake inputs (gan/diffaug.py): "color,translation,cutout"; "" = off
