@@ -104,6 +104,11 @@ class TrainConfig:
     equivariance_shift: float = 0.125
     equivariance_scale: float = 0.0
     equivariance_every: int = 4
+    # ... with every offset rounded to whole pixels. The fakes are moved by bilinear resampling, which at a sub-pixel
+    # offset averages neighbouring pixels: with continuous offsets the target is a blurred copy of the fake, and the
+    # renderer learns that blur (the face runs' samples were as blurry as real faces blurred by 0.5-1 px to the
+    # realism measure). A whole-pixel move resamples nothing; a zoom (``equivariance_scale``) still does
+    equivariance_whole_pixels: bool = False
     # Keypoint reading (issue 20's keypoint drift): every ``kp_recon_every`` steps a small network (gan/reader.py)
     # learns to read the keypoints from G's images, and G's renderer pays ``kp_recon`` x its mean absolute error (in
     # [-1, 1] units; only the renderer learns from it): a keypoint the image does not show cannot be read. On faces

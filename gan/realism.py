@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .generator import Generator
+from .generator import Generator, shift_images
 from .sampling import sample
 
 REALISM_VERSION = "rkid-v1"  # bump when anything below changes
@@ -166,9 +166,18 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(x, w.view(1, 1, -1, 1).repeat(3, 1, 1, 1), groups=3)
 
 
+def subpixel_shift(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Each of (N, 3, H, W) float images moved by its own random offset of up to half a pixel in x and y, by bilinear
+    resampling (:func:`~gan.generator.shift_images`): the blur that ``train.equivariance``'s moved target carries
+    at sub-pixel offsets, and nothing else."""
+    offsets = (torch.rand(len(images), 2, generator=generator) - 0.5) / images.shape[-1]
+    return shift_images(images.float(), offsets)
+
+
 def known_cases(images: torch.Tensor, n: int = DEFAULT_N, seed: int = 1) -> dict[str, dict[str, float]]:
     """The measures on known cases: the reference against n other real images, those blurred (sigma 0.5 and
-    1 px), with Gaussian noise (std 0.05) and replaced by uniform noise. Needs ``2 n`` uint8 images (N, 3, R, R)."""
+    1 px), moved by sub-pixel offsets (:func:`subpixel_shift`), with Gaussian noise (std 0.05) and replaced by
+    uniform noise. Needs ``2 n`` uint8 images (N, 3, R, R)."""
     if len(images) < 2 * n:
         raise ValueError(f"known_cases needs 2 n = {2 * n} images, got {len(images)}")
     ref = reference_images(images, n)
@@ -180,6 +189,7 @@ def known_cases(images: torch.Tensor, n: int = DEFAULT_N, seed: int = 1) -> dict
         "real": other,
         "blur_0.5px": gaussian_blur(other, 0.5),
         "blur_1px": gaussian_blur(other, 1.0),
+        "subpixel_shift": subpixel_shift(other, torch.Generator().manual_seed(seed + 1)),
         "noise_0.05": (other + 0.05 * torch.randn(other.shape, generator=g)).clamp(0, 1),
         "uniform_noise": torch.rand(other.shape, generator=g),
     }

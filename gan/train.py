@@ -325,13 +325,16 @@ class Trainer:
 
     def _equivariance(self, lat: Latents, fake: torch.Tensor, bg_offset: torch.Tensor | None) -> torch.Tensor | None:
         """``train.equivariance``, when due this step: the fakes rendered again with their keypoints moved by a random
-        offset (and zoom), against the fakes moved (:func:`~gan.losses.equivariance_loss`); None when off or not
-        due. Offsets come from the trainer's generator, so resumed runs stay bit-identical."""
+        offset (whole pixels with ``train.equivariance_whole_pixels``) and zoom, against the fakes moved
+        (:func:`~gan.losses.equivariance_loss`); None when off or not due. Offsets come from the trainer's generator,
+        so resumed runs stay bit-identical."""
         t = self.cfg.train
         if not t.equivariance or self.step % t.equivariance_every:
             return None
         n = fake.shape[0]
         offsets = self._uniform((n, 2), t.equivariance_shift)
+        if t.equivariance_whole_pixels:  # a move of k / side is k pixels: the moved fake is not resampled (blurred)
+            offsets = torch.round(offsets * fake.shape[-1]) / fake.shape[-1]
         scales = self._uniform((n,), t.equivariance_scale).exp() if t.equivariance_scale else None
         with self._autocast():
             return equivariance_loss(self.G, lat, fake, offsets, scales, bg_offset)

@@ -277,6 +277,42 @@ def test_shift_images_zooms_about_the_centre_then_translates():
     assert torch.allclose(out[1][inner], ((q - shift) / 0.5)[inner], atol=1e-5)
 
 
+def test_whole_pixel_moves_resample_nothing_sub_pixel_moves_blur():
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    whole = shift_images(x, torch.tensor([[3 / 32, 0.0], [-2 / 32, 5 / 32]]))
+    assert torch.allclose(whole[0, :, :, 3:], x[0, :, :, :-3], atol=1e-5)  # content moved right by 3 px, exactly
+    assert torch.allclose(whole[1, :, 5:, :-2], x[1, :, :-5, 2:], atol=1e-5)  # ... left 2 px, down 5 px
+
+    def detail(im):  # energy of the finest scale: the image minus its 2 x 2 box average
+        return (im - F.avg_pool2d(F.pad(im, (0, 1, 0, 1), mode="replicate"), 2, stride=1)).square().mean()
+
+    half = shift_images(x, torch.tensor([[3.5 / 32, 0.0], [-2.5 / 32, 5.5 / 32]]))
+    assert detail(half) < 0.75 * detail(x) and abs(detail(whole) - detail(x)) < 0.1 * detail(x)
+
+
+def test_equivariance_whole_pixels_rounds_the_trainers_offsets(tmp_path, monkeypatch):
+    import gan.train as train_module
+
+    seen = []
+
+    def spy(generator, lat, image, offsets, scales=None, bg_offset=None):
+        seen.append(offsets.clone())
+        return equivariance_loss(generator, lat, image, offsets, scales, bg_offset)
+
+    monkeypatch.setattr(train_module, "equivariance_loss", spy)
+    over = {"train.sample_every": 1000, "train.checkpoint_every": 1000, "train.n_metric_pairs": 0}
+    for whole in (False, True):
+        torch.manual_seed(0)
+        cfg = gan.get_config("tiny", {**over, "train.equivariance": 1.0, "train.equivariance_whole_pixels": whole})
+        trainer = Trainer(cfg, images(), tmp_path / str(whole))
+        trainer.train_step(trainer.real_batch())
+    side = gan.get_config("tiny").model.resolution
+    continuous, rounded = seen
+    assert not torch.equal(continuous * side, torch.round(continuous * side))
+    assert torch.equal(rounded, torch.round(continuous * side) / side)  # the same draw, rounded: the stream is kept
+    assert gan.TrainConfig().equivariance_whole_pixels is False
+
+
 def test_equivariance_penalty_trains_the_renderer_not_the_latents():
     torch.manual_seed(0)
     g = gan.Generator(gan.get_config("tiny").model)

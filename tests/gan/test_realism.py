@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import gan
+from gan.keypoint_maps import grid2d
 from gan.realism import (
     REALISM_VERSION,
     FeatureNet,
@@ -16,6 +17,7 @@ from gan.realism import (
     kid,
     realism,
     reference_images,
+    subpixel_shift,
 )
 
 
@@ -54,7 +56,17 @@ def test_known_cases_real_is_near_zero_blur_above_noise_far_above():
     assert k_noise > 20 * k_blur
     a_real, a_blur = c2st(fr, f_other), c2st(fr, f_blur)
     assert 0.35 < a_real < 0.6 and a_blur > 0.85
+    # a sub-pixel move (bilinear resampling, the equivariance penalty's target) is a slight blur: told apart, less
+    a_moved = c2st(fr, features(subpixel_shift(other, torch.Generator().manual_seed(0))))
+    assert a_real + 0.1 < a_moved < a_blur
     assert c2st(fr, f_other) == a_real  # seeded: the same number twice
+
+
+def test_subpixel_shift_moves_each_image_by_at_most_half_a_pixel():
+    ramp = grid2d(32)[..., 0].expand(8, 3, 32, 32)  # x in [-1, 1]: one pixel = 2 / 32
+    moved = subpixel_shift(ramp, torch.Generator().manual_seed(0))
+    step = (moved - ramp)[:, :, 1:-1, 1:-1].abs().amax(dim=(1, 2, 3)) / (2 / 32)  # each image's move in x, px
+    assert (step <= 0.5 + 1e-4).all() and (step > 0).all() and step.max() > 0.25 and len(step.unique()) == 8
 
 
 def test_kid_matches_the_unbiased_estimate_written_out_and_separates_shifted_sets():
