@@ -20,7 +20,8 @@ Numbers are comparable only for the same :data:`REALISM_VERSION`, data folder, r
 reference is a fixed seeded subset of the data, the generated images fixed sample indices of a fixed seed.
 Known cases (``python benchmarks/gan_metrics.py --known-cases ../shared/data/mtfl80``: MTFL training faces,
 64 px, n = 1000 per side, one thread of the 2-core AMD EPYC VM, 62 s): other real faces KID -1.0, C2ST 0.49;
-those blurred (Gaussian sigma 0.5 / 1 px) KID 5.5 / 41.5, C2ST 0.71 / 0.95; with Gaussian noise (std 0.05)
+those blurred (Gaussian sigma 0.5 / 1 px) KID 5.5 / 41.5, C2ST 0.71 / 0.95; moved by up to half a pixel
+(bilinear) KID 3.9, C2ST 0.67; with Gaussian noise (std 0.05)
 KID 1.2, C2ST 0.91; uniform noise KID 2380, C2ST 1.00. KID misses fine noise that the classifier sees.
 """
 
