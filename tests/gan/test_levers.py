@@ -26,6 +26,7 @@ def test_defaults_are_todays_model():
     m = gan.ModelConfig()
     assert (m.part_masks, m.spade_wide_until, gan.TrainConfig().diffaug) == ("gaussian", 0, "")
     assert (m.background, m.bg_min_resolution, gan.TrainConfig().bg_shift) == ("shared", 0, 0.0)
+    assert gan.TrainConfig().equivariance_whole_pixels is False
     assert not hasattr(gan.Generator(gan.get_config("tiny").model), "bg_net")
 
 
@@ -310,7 +311,6 @@ def test_equivariance_whole_pixels_rounds_the_trainers_offsets(tmp_path, monkeyp
     continuous, rounded = seen
     assert not torch.equal(continuous * side, torch.round(continuous * side))
     assert torch.equal(rounded, torch.round(continuous * side) / side)  # the same draw, rounded: the stream is kept
-    assert gan.TrainConfig().equivariance_whole_pixels is False
 
 
 def test_equivariance_penalty_trains_the_renderer_not_the_latents():
