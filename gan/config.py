@@ -47,6 +47,9 @@ class ModelConfig:
     # "composite": background net width per resolution from 4 px; it draws at 4 * 2^(len - 1) px, up-sampled
     # (bilinear) to the output: fewer widths, a blurrier background that cannot draw the object's detail
     bg_channels: tuple[int, ...] = (64, 32, 16, 8, 8)
+    # how the background net doubles its size between widths: "nearest" (then its 3x3 conv, as G does) or
+    # "bilinear"; nearest left blocky 4-8 px squares in a thin net's background that the realism classifier reads
+    bg_upsample: str = "nearest"
     bg_min_resolution: int = 0  # "shared": w_bg enters only at resolutions >= this, a learned constant below; 0 = all
     # the part embeddings w_k = c_k * MLP(z_app) enter only the SPADE blocks at resolutions >= this; below, each part's
     # row carries its constant c_k alone (which part it is, not how it looks), so the coarse layout of the object can
@@ -333,6 +336,8 @@ def validate(cfg: GANConfig) -> None:
         raise ValueError(f"model.background must be 'shared' or 'composite', got {m.background!r}")
     if m.background == "composite" and not 1 <= len(m.bg_channels) <= n_d:
         raise ValueError(f"model.bg_channels needs 1 to {n_d} widths (4 px .. at most {r} px), got {m.bg_channels}")
+    if m.bg_upsample not in ("nearest", "bilinear"):
+        raise ValueError(f"model.bg_upsample must be 'nearest' or 'bilinear', got {m.bg_upsample!r}")
     if not 0 <= t.bg_shift <= 0.5 or (t.bg_shift and m.background != "composite"):
         raise ValueError(f"train.bg_shift must be in [0, 0.5] and needs model.background='composite', got {t.bg_shift}")
     eq = (t.equivariance, t.equivariance_shift, t.equivariance_scale, t.equivariance_every)

@@ -267,13 +267,16 @@ class PositionalStart(nn.Module):
 
 
 class BackgroundNet(nn.Module):
-    """The background of ``model.background="composite"``: w_bg (B, D) -> Linear -> 4 x 4 -> (2x nearest up-sampling,
-    conv3x3, LeakyReLU) per further width -> RGB at 4 * 2^(len(channels) - 1) px, bilinearly up-sampled to
-    ``resolution`` when smaller -> (B, 3, R, R) in [-1, 1]. Small on purpose: it draws what the parts do not."""
+    """The background of ``model.background="composite"``: w_bg (B, D) -> Linear -> 4 x 4 -> (2x up-sampling, nearest
+    or bilinear (``upsample``), conv3x3, LeakyReLU) per further width -> RGB at 4 * 2^(len(channels) - 1) px,
+    bilinearly up-sampled to ``resolution`` when smaller -> (B, 3, R, R) in [-1, 1]. Small on purpose: it draws what
+    the parts do not."""
 
-    def __init__(self, embed_dim: int, channels: tuple[int, ...], resolution: int):
+    def __init__(self, embed_dim: int, channels: tuple[int, ...], resolution: int, upsample: str = "nearest"):
         super().__init__()
-        self.c0, self.resolution = channels[0], resolution
+        if upsample not in ("nearest", "bilinear"):
+            raise ValueError(f"upsample must be 'nearest' or 'bilinear', got {upsample!r}")
+        self.c0, self.resolution, self.upsample = channels[0], resolution, upsample
         self.fc = nn.Linear(embed_dim, channels[0] * 16)
         self.convs = nn.ModuleList(
             nn.Conv2d(channels[i], channels[i + 1], 3, padding=1) for i in range(len(channels) - 1)
@@ -283,7 +286,11 @@ class BackgroundNet(nn.Module):
     def forward(self, w_bg: torch.Tensor) -> torch.Tensor:
         x = F.leaky_relu(self.fc(w_bg).view(-1, self.c0, 4, 4), 0.2)
         for conv in self.convs:
-            x = F.leaky_relu(conv(F.interpolate(x, scale_factor=2, mode="nearest")), 0.2)
+            if self.upsample == "nearest":
+                x = F.interpolate(x, scale_factor=2, mode="nearest")
+            else:
+                x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+            x = F.leaky_relu(conv(x), 0.2)
         rgb = torch.tanh(self.to_rgb(x))
         if rgb.shape[-1] < self.resolution:
             rgb = F.interpolate(rgb, size=(self.resolution, self.resolution), mode="bilinear", align_corners=False)
@@ -333,7 +340,7 @@ class Generator(nn.Module):
         if cfg.background == "composite" or cfg.bg_min_resolution:
             self.bg_const = nn.Parameter(torch.zeros(d))  # the background row where w_bg may not enter
         if cfg.background == "composite":
-            self.bg_net = BackgroundNet(d, cfg.bg_channels, cfg.resolution)
+            self.bg_net = BackgroundNet(d, cfg.bg_channels, cfg.resolution, cfg.bg_upsample)
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(m.weight, a=0.2)

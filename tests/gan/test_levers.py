@@ -12,7 +12,7 @@ import gan
 from gan.checkpoint import load_state, save_state
 from gan.diffaug import cutout, diff_augment, parse_policy, translation
 from gan.edit import add_part
-from gan.generator import SPADE, Latents, shift_images
+from gan.generator import SPADE, BackgroundNet, Latents, shift_images
 from gan.keypoint_maps import gaussian_heatmaps, grid2d, normalised_part_masks
 from gan.losses import equivariance_loss
 from gan.train import Trainer
@@ -26,7 +26,7 @@ def test_defaults_are_todays_model():
     m = gan.ModelConfig()
     assert (m.part_masks, m.spade_wide_until, gan.TrainConfig().diffaug) == ("gaussian", 0, "")
     assert (m.background, m.bg_min_resolution, gan.TrainConfig().bg_shift) == ("shared", 0, 0.0)
-    assert gan.TrainConfig().equivariance_whole_pixels is False
+    assert gan.TrainConfig().equivariance_whole_pixels is False and m.bg_upsample == "nearest"
     assert not hasattr(gan.Generator(gan.get_config("tiny").model), "bg_net")
 
 
@@ -77,6 +77,28 @@ def test_shift_images_translates_each_image_by_its_offset():
         assert torch.allclose(moved, torch.full_like(moved, -px * step), atol=1e-4)  # content moves right by px
     up = torch.linspace(-1, 1, 64).view(1, 1, 64, 1).expand(1, 1, 64, 64)  # y coordinate
     assert torch.allclose((shift_images(up, torch.tensor([[0.0, 0.125]])) - up)[..., 20:44, :], torch.tensor(-8 * step))
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_background_net_upsampling(mode):
+    # identity convolutions: the output is tanh(LeakyReLU(up(4 x 4 start))), so the up-sampling shows through
+    net = BackgroundNet(4, (3, 3), 8, upsample=mode)
+    w = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for conv in (net.convs[0], net.to_rgb):
+            conv.weight.zero_()
+            conv.bias.zero_()
+            conv.weight[:, :, 1, 1] = torch.eye(3)
+        out = net(w)
+        start = F.leaky_relu(net.fc(w).view(5, 3, 4, 4), 0.2)
+    up = F.interpolate(start, scale_factor=2, mode=mode, **({} if mode == "nearest" else {"align_corners": False}))
+    assert out.shape == (5, 3, 8, 8) and torch.allclose(out, torch.tanh(F.leaky_relu(up, 0.2)), atol=1e-6)
+    blocks = torch.equal(out[..., 0::2, :], out[..., 1::2, :]) and torch.equal(out[..., 0::2], out[..., 1::2])
+    assert blocks == (mode == "nearest")  # nearest: constant 2 x 2 blocks; bilinear: none
+    with pytest.raises(ValueError, match="upsample"):
+        BackgroundNet(4, (3, 3), 8, upsample="bicubic")
+    with pytest.raises(ValueError, match="bg_upsample"):
+        gan.get_config("tiny", {"model.bg_upsample": "bicubic"})
 
 
 def test_bg_shift_moves_the_composite_background_in_training_only(tmp_path):
@@ -181,11 +203,12 @@ def test_diffaug_is_differentiable_seeded_and_does_what_it_says():
     [
         {"train.diffaug": "color,translation,cutout"},
         {"model.background": "composite", "model.bg_channels": (8, 8, 8, 8), "train.bg_shift": 0.2},
+        {"model.background": "composite", "model.bg_channels": (8, 8, 8, 8), "model.bg_upsample": "bilinear"},
         {"train.equivariance": 1.0, "train.equivariance_every": 2, "train.equivariance_scale": 0.1},
         {"train.lr_pose_scale": 0.1, "model.kp_init_radius": 0.3, "train.kp_recon": 1.0, "train.kp_recon_every": 2},
         {"train.kp_spread_max": 0.01, "model.app_min_resolution": 16, "train.kp_minor_min": 0.1},
     ],
-    ids=["diffaug", "bg_shift", "equivariance", "pose", "spread"],
+    ids=["diffaug", "bg_shift", "bg_upsample", "equivariance", "pose", "spread"],
 )
 def test_training_with_random_levers_resumes_bit_identically(tmp_path, lever):
     over = {**lever, "train.gp_every": 2, "train.n_metric_pairs": 0}
@@ -208,6 +231,7 @@ def test_checkpoint_without_the_new_model_options_still_resumes(tmp_path):
     Trainer(cfg, images(), tmp_path).fit(2, progress=False)
     state = load_state(tmp_path / "checkpoint.pt")
     model_keys = ("part_masks", "mask_bg_level", "spade_wide_until", "background", "bg_channels", "bg_min_resolution")
+    model_keys = (*model_keys, "bg_upsample")
     for key in (*model_keys, "kp_init_radius", "app_min_resolution"):
         del state["config"]["model"][key]  # as written before these options existed
     train_keys = ("bg_shift", "equivariance", "equivariance_shift", "equivariance_scale", "equivariance_every")
