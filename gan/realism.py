@@ -23,6 +23,8 @@ Known cases (``python benchmarks/gan_metrics.py --known-cases ../shared/data/mtf
 those blurred (Gaussian sigma 0.5 / 1 px) KID 5.5 / 41.5, C2ST 0.71 / 0.95; moved by up to half a pixel
 (bilinear) KID 3.9, C2ST 0.67; with Gaussian noise (std 0.05)
 KID 1.2, C2ST 0.91; uniform noise KID 2380, C2ST 1.00. KID misses fine noise that the classifier sees.
+:func:`diagnose` says where the classifier looks: the classifier per feature stage, and the radial power spectrum of
+the generated images against the real ones (``python benchmarks/gan_metrics.py --diagnose GAN DATA``).
 """
 
 from __future__ import annotations
@@ -199,6 +201,41 @@ def known_cases(images: torch.Tensor, n: int = DEFAULT_N, seed: int = 1) -> dict
     for name, x in cases.items():
         f = features(x)
         out[name] = {**kid(rf, f), "c2st_acc": c2st(rf, f)}
+    return out
+
+
+def radial_power(images: torch.Tensor) -> torch.Tensor:
+    """Mean power spectrum of the grey images (N, 3, S, S) in [0, 1] per integer spatial frequency radius, in cycles
+    per image, 0 .. round(S / sqrt 2) -> (round(S / sqrt 2) + 1,): S // 2 is Nyquist along an axis, the radii above it
+    hold the diagonal frequencies (a one-pixel checkerboard sits at the last). Each image's mean is removed first."""
+    if images.ndim != 4 or images.shape[-1] != images.shape[-2]:
+        raise ValueError(f"radial_power needs square images (N, C, S, S), got {tuple(images.shape)}")
+    grey = images.float().mean(1)
+    grey = grey - grey.mean((1, 2), keepdim=True)
+    power = torch.fft.fftshift(torch.fft.fft2(grey).abs().square().mean(0), dim=(-2, -1))
+    s = images.shape[-1]
+    yy, xx = torch.meshgrid(torch.arange(s) - s // 2, torch.arange(s) - s // 2, indexing="ij")
+    radius = (yy.square() + xx.square()).float().sqrt().round().long().flatten()
+    return torch.bincount(radius, power.flatten().double()) / torch.bincount(radius).clamp_min(1)
+
+
+def diagnose(real: torch.Tensor, fake: torch.Tensor, bands: int = 4) -> dict[str, list[float]]:
+    """Where the two-sample classifier tells ``fake`` from ``real`` (both (N, 3, S, S) in [0, 1]):
+
+    - ``c2st_stage_mean`` / ``c2st_stage_std``: the classifier on one stage's channel means (or standard
+      deviations) alone, per stage of :class:`FeatureNet` (fine to coarse);
+    - ``power_ratio``: fake / real radial power (:func:`radial_power`) averaged in ``bands`` equal frequency
+      bands from 1 cycle to Nyquist (< 1: less detail than real, e.g. blur; > 1: more, e.g. noise or artefacts).
+    """
+    fr, ff = features(real), features(fake)
+    out: dict[str, list[float]] = {"c2st_stage_mean": [], "c2st_stage_std": []}
+    start = 0
+    for c in WIDTHS:
+        out["c2st_stage_mean"].append(c2st(fr[:, start : start + c], ff[:, start : start + c]))
+        out["c2st_stage_std"].append(c2st(fr[:, start + c : start + 2 * c], ff[:, start + c : start + 2 * c]))
+        start += 2 * c
+    ratio = (radial_power(fake) / radial_power(real).clamp_min(1e-12))[1:]
+    out["power_ratio"] = [chunk.mean().item() for chunk in torch.tensor_split(ratio, bands)]
     return out
 
 

@@ -12,9 +12,11 @@ from gan.realism import (
     REALISM_VERSION,
     FeatureNet,
     c2st,
+    diagnose,
     features,
     gaussian_blur,
     kid,
+    radial_power,
     realism,
     reference_images,
     subpixel_shift,
@@ -62,6 +64,27 @@ def test_known_cases_real_is_near_zero_blur_above_noise_far_above():
     assert c2st(fr, f_other) == a_real  # seeded: the same number twice
 
 
+def test_radial_power_puts_a_cosine_at_its_frequency():
+    x = torch.cos(2 * torch.pi * 5 * torch.arange(32) / 32).view(1, 1, 1, 32).expand(2, 3, 32, 32) * 0.5 + 0.5
+    p = radial_power(x)
+    assert p.shape == (24,)  # radii 0 .. 23 = round(32 / sqrt 2)
+    assert p.argmax().item() == 5 and p[5] > 1e3 * (p.sum() - p[5])
+    with pytest.raises(ValueError, match="square"):
+        radial_power(torch.zeros(1, 3, 8, 16))
+
+
+def test_diagnose_reads_blur_as_missing_detail_and_a_checkerboard_as_excess():
+    real, other = scenes(60, 1), scenes(60, 2)
+    same, blurred = diagnose(real, other), diagnose(real, gaussian_blur(other, 1.0))
+    checker = (torch.arange(32).view(32, 1) + torch.arange(32).view(1, 32)) % 2 * 0.1 - 0.05
+    artefacts = diagnose(real, (other + checker).clamp(0, 1))
+    assert len(same["power_ratio"]) == 4 and len(same["c2st_stage_mean"]) == len(same["c2st_stage_std"]) == 4
+    assert all(0.7 < r < 1.4 for r in same["power_ratio"])
+    assert blurred["power_ratio"][-1] < 0.3 < blurred["power_ratio"][0]  # blur removes the finest band first
+    assert artefacts["power_ratio"][-1] > 2 and artefacts["power_ratio"][0] < 1.4  # the checkerboard sits at Nyquist
+    assert max(blurred["c2st_stage_std"]) > max(same["c2st_stage_std"]) + 0.2
+
+
 def test_subpixel_shift_moves_each_image_by_at_most_half_a_pixel():
     ramp = grid2d(32)[..., 0].expand(8, 3, 32, 32)  # x in [-1, 1]: one pixel = 2 / 32
     moved = subpixel_shift(ramp, torch.Generator().manual_seed(0))
@@ -95,3 +118,28 @@ def test_realism_of_a_generator_against_uint8_images():
     assert out["kid_x1000"] > 0 and 0.5 <= out["c2st_acc"] <= 1
     assert torch.equal(reference_images(data, 12), reference_images(data, 12))
     assert realism(g, data, n=12) == out
+
+
+def test_benchmark_diagnose_prints_the_stages_and_bands(tmp_path, capsys, monkeypatch):
+    import runpy
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    data = tmp_path / "imgs"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(data / f"{i}.png")
+    torch.manual_seed(0)
+    gan.save_generator(tmp_path / "g.safetensors", gan.Generator(gan.get_config("tiny").model))
+    script = Path(__file__).parents[2] / "benchmarks" / "gan_metrics.py"
+    argv = [str(script), "--diagnose", str(tmp_path / "g.safetensors"), str(data), "--n", "8"]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(script), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "n = 8 per side" in out and "channel means" in out and "channel stds" in out
+    bands = out.strip().splitlines()[-1].split()
+    assert len(bands) == 4 and all(float(b) > 0 for b in bands)
