@@ -48,7 +48,8 @@ class ModelConfig:
     # (bilinear) to the output: fewer widths, a blurrier background that cannot draw the object's detail
     bg_channels: tuple[int, ...] = (64, 32, 16, 8, 8)
     # how the background net doubles its size between widths: "nearest" (then its 3x3 conv, as G does) or
-    # "bilinear"; nearest left blocky 4-8 px squares in a thin net's background that the realism classifier reads
+    # "bilinear"; nearest draws blocky 4-8 px squares in the thin default net; bilinear removed them, but in its one
+    # face run the keypoints left the face and realism was worse (CHANGELOG)
     bg_upsample: str = "nearest"
     bg_min_resolution: int = 0  # "shared": w_bg enters only at resolutions >= this, a learned constant below; 0 = all
     # the part embeddings w_k = c_k * MLP(z_app) enter only the SPADE blocks at resolutions >= this; below, each part's
