@@ -225,7 +225,8 @@ def diagnose(real: torch.Tensor, fake: torch.Tensor, bands: int = 4) -> dict[str
     - ``c2st_stage_mean`` / ``c2st_stage_std``: the classifier on one stage's channel means (or standard
       deviations) alone, per stage of :class:`FeatureNet` (fine to coarse);
     - ``power_ratio``: fake / real radial power (:func:`radial_power`) averaged in ``bands`` equal frequency
-      bands from 1 cycle to Nyquist (< 1: less detail than real, e.g. blur; > 1: more, e.g. noise or artefacts).
+      bands from 1 cycle to the diagonal Nyquist (< 1: less detail than real, e.g. blur; > 1: more, e.g. noise or
+      artefacts).
     """
     fr, ff = features(real), features(fake)
     out: dict[str, list[float]] = {"c2st_stage_mean": [], "c2st_stage_std": []}
