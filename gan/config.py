@@ -112,7 +112,8 @@ class TrainConfig:
     # offset averages neighbouring pixels: with continuous offsets the target is a blurred copy of the fake, and the
     # renderer learns that blur (the face runs' samples were as blurry as real faces blurred by 0.5-1 px to the
     # realism measure). A whole-pixel move resamples nothing; a zoom (``equivariance_scale``) still does. On faces
-    # (one run, 400k images) KID 6.8 and C2ST 0.82 against 16.5 and 0.90 without (CHANGELOG, issue 20)
+    # KID fell in two seeds (480k images: 5.5 and 8.3 against 19.6 without); C2ST fell in one (0.80), not in the
+    # other (0.89, as without) (CHANGELOG, issue 20)
     equivariance_whole_pixels: bool = False
     # Keypoint reading (issue 20's keypoint drift): every ``kp_recon_every`` steps a small network (gan/reader.py)
     # learns to read the keypoints from G's images, and G's renderer pays ``kp_recon`` x its mean absolute error (in

@@ -286,11 +286,8 @@ class BackgroundNet(nn.Module):
     def forward(self, w_bg: torch.Tensor) -> torch.Tensor:
         x = F.leaky_relu(self.fc(w_bg).view(-1, self.c0, 4, 4), 0.2)
         for conv in self.convs:
-            if self.upsample == "nearest":
-                x = F.interpolate(x, scale_factor=2, mode="nearest")
-            else:
-                x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-            x = F.leaky_relu(conv(x), 0.2)
+            align = None if self.upsample == "nearest" else False
+            x = F.leaky_relu(conv(F.interpolate(x, scale_factor=2, mode=self.upsample, align_corners=align)), 0.2)
         rgb = torch.tanh(self.to_rgb(x))
         if rgb.shape[-1] < self.resolution:
             rgb = F.interpolate(rgb, size=(self.resolution, self.resolution), mode="bilinear", align_corners=False)
