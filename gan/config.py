@@ -144,6 +144,12 @@ class TrainConfig:
     # by 800k images without it; CHANGELOG). 0 = off
     kp_minor_min: float = 0.0
     kp_minor_weight: float = 100.0
+    # Warm start (issue 20: the composite runs reached the part appearance the shipped GAN lacks, not its realism): a
+    # new run copies every tensor of this generator weights file (a release or a snapshot) whose name and shape match
+    # its G's; the rest keep their initial values, and warm_start.json in the run lists both. D starts fresh, so it
+    # learns alone for ``d_warmup`` iterations before G moves. Ignored on resume (the checkpoint holds G). "" = off
+    init_generator: str = ""
+    d_warmup: int = 0
     diffaug: str = ""  # DiffAugment of D's real and fake inputs (gan/diffaug.py): "color,translation,cutout"; "" = off
     seed: int = 0
     threads: int = 0  # torch threads; 0 = leave torch's default
@@ -374,6 +380,8 @@ def validate(cfg: GANConfig) -> None:
     bad = [p for p in t.diffaug.split(",") if p.strip() and p.strip() not in ("color", "translation", "cutout")]
     if bad:
         raise ValueError(f"train.diffaug takes color, translation, cutout (comma-separated), got {bad}")
+    if t.d_warmup < 0:
+        raise ValueError(f"train.d_warmup must be >= 0, got {t.d_warmup}")
     if t.amp not in ("auto", "bf16", "off"):
         raise ValueError(f"train.amp must be 'auto', 'bf16' or 'off', got {t.amp!r}")
     if t.keep_every < 0 or t.keep_every % t.sample_every:

@@ -26,7 +26,14 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from .checkpoint import CheckpointError, load_state, resume_checkpoint, save_generator, save_state
+from .checkpoint import (
+    CheckpointError,
+    load_matching,
+    load_state,
+    resume_checkpoint,
+    save_generator,
+    save_state,
+)
 from .config import GANConfig
 from .diagnostics import keypoint_report
 from .diffaug import diff_augment, parse_policy
@@ -144,9 +151,20 @@ class Trainer:
         ckpt = resume_checkpoint(self.run_dir / CHECKPOINT, resume)
         if ckpt is not None:
             self.load(ckpt)
-        elif self.rank == 0:
+            return
+        warm = self._warm_start(t.init_generator) if t.init_generator else None
+        if self.rank == 0:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+            if warm is not None:
+                (self.run_dir / "warm_start.json").write_text(json.dumps(warm, indent=2))
+
+    def _warm_start(self, path: str) -> dict[str, Any]:
+        """``train.init_generator``: G (and its EMA) take the file's tensors that fit (:func:`load_matching`)."""
+        warm = load_matching(self.G, path)
+        self.G_ema.load_state_dict(self.G.state_dict())
+        log.info("warm start from %s: %d tensors kept, %d fresh", path, len(warm["kept"]), len(warm["fresh"]))
+        return warm
 
     def _g_param_groups(self) -> list[dict[str, Any]]:
         """G's parameters for Adam: one group, or the pose mapping network in a second one at ``lr_pose_scale``."""
@@ -267,9 +285,10 @@ class Trainer:
         narrow = configuration_minor_shortfall(lat.keypoints, t.kp_minor_min) if t.kp_minor_min else None
         if narrow is not None:
             roots, grads = [*roots, narrow * t.kp_minor_weight], [*grads, None]
-        torch.autograd.backward(roots, grads)  # G's gradients; D's graph is freed by now
-        self._average_gradients(self.G)
-        self.opt_g.step()
+        if self.step >= t.d_warmup:  # before: D learns alone (train.d_warmup)
+            torch.autograd.backward(roots, grads)  # G's gradients; D's graph is freed by now
+            self._average_gradients(self.G)
+            self.opt_g.step()
         self._average_gradients(self.D)
         self.opt_d.step()
         self._update_ema()
@@ -491,6 +510,8 @@ class Trainer:
     def weights_info(self) -> dict[str, Any]:
         """The info of the EMA weights written now: progress, and the training data when recorded."""
         info = {"step": self.step, "images_seen": self.images_seen, "wall_time_s": round(self.wall_time)}
+        if self.cfg.train.init_generator:
+            info["init_generator"] = self.cfg.train.init_generator
         return {**info, **({"data": self.data} if self.data is not None else {})}
 
     def request_stop(self) -> None:

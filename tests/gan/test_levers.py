@@ -27,6 +27,7 @@ def test_defaults_are_todays_model():
     assert (m.part_masks, m.spade_wide_until, gan.TrainConfig().diffaug) == ("gaussian", 0, "")
     assert (m.background, m.bg_min_resolution, gan.TrainConfig().bg_shift) == ("shared", 0, 0.0)
     assert gan.TrainConfig().equivariance_whole_pixels is False and m.bg_upsample == "nearest"
+    assert (gan.TrainConfig().init_generator, gan.TrainConfig().d_warmup) == ("", 0)
     assert not hasattr(gan.Generator(gan.get_config("tiny").model), "bg_net")
 
 
@@ -236,7 +237,7 @@ def test_checkpoint_without_the_new_model_options_still_resumes(tmp_path):
         del state["config"]["model"][key]  # as written before these options existed
     train_keys = ("bg_shift", "equivariance", "equivariance_shift", "equivariance_scale", "equivariance_every")
     new_keys = ("kp_recon", "kp_recon_every", "lr_pose_scale", "kp_spread_max", "kp_spread_weight", "keep_every")
-    new_keys = (*new_keys, "kp_minor_min", "kp_minor_weight")
+    new_keys = (*new_keys, "kp_minor_min", "kp_minor_weight", "init_generator", "d_warmup")
     for key in (*train_keys, *new_keys):
         del state["config"]["train"][key]
     save_state(tmp_path / "checkpoint.pt", state)
