@@ -208,8 +208,9 @@ def test_diffaug_is_differentiable_seeded_and_does_what_it_says():
         {"train.equivariance": 1.0, "train.equivariance_every": 2, "train.equivariance_scale": 0.1},
         {"train.lr_pose_scale": 0.1, "model.kp_init_radius": 0.3, "train.kp_recon": 1.0, "train.kp_recon_every": 2},
         {"train.kp_spread_max": 0.01, "model.app_min_resolution": 16, "train.kp_minor_min": 0.1},
+        {"train.d_warmup": 3},
     ],
-    ids=["diffaug", "bg_shift", "bg_upsample", "equivariance", "pose", "spread"],
+    ids=["diffaug", "bg_shift", "bg_upsample", "equivariance", "pose", "spread", "d_warmup"],
 )
 def test_training_with_random_levers_resumes_bit_identically(tmp_path, lever):
     over = {**lever, "train.gp_every": 2, "train.n_metric_pairs": 0}

@@ -37,6 +37,10 @@ def test_warm_start_from_the_same_model_takes_every_tensor(tmp_path):
     assert warm["kept_share"] == 1 and len(warm["sha256"]) == 64
     cold = Trainer(gan.get_config("tiny", OVER), images(), tmp_path / "cold")
     assert not torch.equal(cold.G.to_rgb.weight, source.to_rgb.weight)  # so the copy above did something
+    t.fit(2, progress=False)
+    resumed = Trainer(t.cfg, images(), tmp_path / "run", resume=True)  # the checkpoint's G, not the file's again
+    assert all(torch.equal(p, q) for p, q in zip(t.G.state_dict().values(), resumed.G.state_dict().values()))
+    assert not torch.equal(resumed.G.to_rgb.weight, source.to_rgb.weight)
 
 
 def test_warm_start_into_a_composite_background_keeps_only_the_new_parts_fresh(tmp_path):
@@ -63,7 +67,7 @@ def test_warm_start_takes_what_fits_and_refuses_a_file_of_which_nothing_fits(tmp
         Trainer(gan.get_config("tiny", {**OVER, "train.init_generator": str(tmp_path / "x")}), images(), tmp_path)
 
 
-def test_d_warmup_trains_d_alone_first_and_resumes_bit_identically(tmp_path):
+def test_d_warmup_trains_d_alone_first(tmp_path):
     cfg = gan.get_config("tiny", {**OVER, "train.d_warmup": 2, "train.gp_every": 2})
     t = Trainer(cfg, images(), tmp_path / "a")
     g0 = [p.clone() for p in t.G.parameters()]
@@ -73,11 +77,5 @@ def test_d_warmup_trains_d_alone_first_and_resumes_bit_identically(tmp_path):
     assert any(not torch.equal(p, q) for p, q in zip(d0, t.D.parameters()))
     t.fit(3, progress=False)
     assert any(not torch.equal(p, q) for p, q in zip(g0, t.G.parameters()))
-    resumed = Trainer(cfg, images(), tmp_path / "b")
-    resumed.fit(1, progress=False)
-    resumed = Trainer(cfg, images(), tmp_path / "b", resume=True)
-    resumed.fit(3, progress=False)
-    for p, q in zip(t.G.state_dict().values(), resumed.G.state_dict().values()):
-        assert torch.equal(p, q)
     with pytest.raises(ValueError, match="d_warmup"):
         gan.get_config("tiny", {"train.d_warmup": -1})
