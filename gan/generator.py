@@ -277,6 +277,7 @@ class BackgroundNet(nn.Module):
         if upsample not in ("nearest", "bilinear"):
             raise ValueError(f"upsample must be 'nearest' or 'bilinear', got {upsample!r}")
         self.c0, self.resolution, self.upsample = channels[0], resolution, upsample
+        self.align_corners = None if upsample == "nearest" else False  # F.interpolate takes it for bilinear only
         self.fc = nn.Linear(embed_dim, channels[0] * 16)
         self.convs = nn.ModuleList(
             nn.Conv2d(channels[i], channels[i + 1], 3, padding=1) for i in range(len(channels) - 1)
@@ -286,8 +287,8 @@ class BackgroundNet(nn.Module):
     def forward(self, w_bg: torch.Tensor) -> torch.Tensor:
         x = F.leaky_relu(self.fc(w_bg).view(-1, self.c0, 4, 4), 0.2)
         for conv in self.convs:
-            align = None if self.upsample == "nearest" else False
-            x = F.leaky_relu(conv(F.interpolate(x, scale_factor=2, mode=self.upsample, align_corners=align)), 0.2)
+            up = F.interpolate(x, scale_factor=2, mode=self.upsample, align_corners=self.align_corners)
+            x = F.leaky_relu(conv(up), 0.2)
         rgb = torch.tanh(self.to_rgb(x))
         if rgb.shape[-1] < self.resolution:
             rgb = F.interpolate(rgb, size=(self.resolution, self.resolution), mode="bilinear", align_corners=False)
