@@ -51,6 +51,12 @@ class ModelConfig:
     # "bilinear"; nearest draws blocky 4-8 px squares in the thin default net; bilinear removed them, but in its one
     # face run the keypoints left the face and realism was worse (CHANGELOG)
     bg_upsample: str = "nearest"
+    # "composite" only: the renderer draws a 4th channel that lowers the background mask's logit by up to this many
+    # (tanh-bounded, zero at the start), so the parts' net, which knows where the keypoints are and how the parts
+    # look, may claim an outline the fixed Gaussians cannot draw (hair, jaw, neck); GANSeg learns its masks too.
+    # One way only: allowed to raise it as well, the background net drew the whole face (CHANGELOG, issue 20).
+    # 0 = off: the mask is the keypoints' alone
+    mask_refine: float = 0.0
     bg_min_resolution: int = 0  # "shared": w_bg enters only at resolutions >= this, a learned constant below; 0 = all
     # the part embeddings w_k = c_k * MLP(z_app) enter only the SPADE blocks at resolutions >= this; below, each part's
     # row carries its constant c_k alone (which part it is, not how it looks), so the coarse layout of the object can
@@ -350,6 +356,8 @@ def validate(cfg: GANConfig) -> None:
         raise ValueError(f"model.bg_channels needs 1 to {n_d} widths (4 px .. at most {r} px), got {m.bg_channels}")
     if m.bg_upsample not in ("nearest", "bilinear"):
         raise ValueError(f"model.bg_upsample must be 'nearest' or 'bilinear', got {m.bg_upsample!r}")
+    if m.mask_refine < 0 or (m.mask_refine and m.background != "composite"):
+        raise ValueError(f"model.mask_refine must be >= 0 and needs model.background='composite', got {m.mask_refine}")
     if not 0 <= t.bg_shift <= 0.5 or (t.bg_shift and m.background != "composite"):
         raise ValueError(f"train.bg_shift must be in [0, 0.5] and needs model.background='composite', got {t.bg_shift}")
     eq = (t.equivariance, t.equivariance_shift, t.equivariance_scale, t.equivariance_every)

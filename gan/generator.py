@@ -334,7 +334,7 @@ class Generator(nn.Module):
             SPADEResBlock(widths[i], widths[i + 1], cc, *((cfg.spade_hidden, cfg.spade_kernel) if wide[i] else (0, 1)))
             for i in range(len(cfg.g_channels))
         )
-        self.to_rgb = nn.Conv2d(cfg.g_channels[-1], 3, 3, padding=1)
+        self.to_rgb = nn.Conv2d(cfg.g_channels[-1], 4 if cfg.mask_refine else 3, 3, padding=1)  # 4th: mask logit
         if cfg.background == "composite" or cfg.bg_min_resolution:
             self.bg_const = nn.Parameter(torch.zeros(d))  # the background row where w_bg may not enter
         if cfg.background == "composite":
@@ -346,6 +346,8 @@ class Generator(nn.Module):
                     nn.init.zeros_(m.bias)
         with torch.no_grad():
             self.pose_mlp[-1].bias.copy_(initial_keypoint_bias(k, cfg.kp_init_radius, cfg.kp_divisor))
+            if cfg.mask_refine:
+                self.to_rgb.weight[3:].zero_()  # the refined mask starts as the keypoints' own
 
     @property
     def n_keypoints(self) -> int:
@@ -387,18 +389,32 @@ class Generator(nn.Module):
         for i, (res, block) in enumerate(zip(self.resolutions, self.blocks)):
             cond = self.conditioning(lat, res)
             x = block(x, cond, upsample=i > 0)
-        image = torch.tanh(self.to_rgb(F.leaky_relu(x, 0.2, inplace=True)))
+        out = self.to_rgb(F.leaky_relu(x, 0.2, inplace=True))
+        image = torch.tanh(out[:, :3])
         if self.cfg.background != "composite":
             if bg_offset is not None or bg_scale is not None:
                 raise ValueError("bg_offset and bg_scale need model.background='composite'")
             return image
         bg_map = cond.maps[:, -1:]  # at the output resolution: 1 - max_k H_k, or the normalised background mask
+        if self.cfg.mask_refine:
+            bg_map = self.refine_mask(bg_map, out[:, 3:])
         background = self.bg_net(lat.bg_embed)
         if bg_offset is not None or bg_scale is not None:
             offset = bg_offset if bg_offset is not None else background.new_zeros(background.shape[0], 2)
             background = shift_images(background, offset, bg_scale)
         background = background.to(image.dtype)  # grid_sample gives float32 under bf16 autocast
         return torch.lerp(image, background, bg_map.to(image.dtype))
+
+    def refine_mask(self, bg_map: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
+        """``model.mask_refine``: the background mask (B, 1, R, R) with its logit lowered by ``mask_refine *
+        max(-tanh(raw), 0)``: the parts may claim pixels from the background, never give theirs away (allowed both
+        ways, the background net took the whole face within 16k images: CHANGELOG), and by a bounded amount, so
+        pixels far from every keypoint stay mostly background."""
+        eps = 1e-6
+        logit = torch.logit(bg_map.float().clamp(eps, 1 - eps))
+        t = torch.tanh(raw.float())
+        claim = torch.where(t > 0, torch.zeros_like(t), t)  # min(t, 0) with the gradient at 0, where it starts
+        return torch.sigmoid(logit + self.cfg.mask_refine * claim).to(bg_map.dtype)
 
     def conditioning(self, lat: Latents, size: int) -> Conditioning:
         """Heatmaps (computed once per resolution, removed parts zeroed) with the background map appended; with

@@ -4,6 +4,8 @@ equivariance penalty, and old checkpoints resuming under the new options' defaul
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -27,7 +29,7 @@ def test_defaults_are_todays_model():
     assert (m.part_masks, m.spade_wide_until, gan.TrainConfig().diffaug) == ("gaussian", 0, "")
     assert (m.background, m.bg_min_resolution, gan.TrainConfig().bg_shift) == ("shared", 0, 0.0)
     assert gan.TrainConfig().equivariance_whole_pixels is False and m.bg_upsample == "nearest"
-    assert (gan.TrainConfig().init_generator, gan.TrainConfig().d_warmup) == ("", 0)
+    assert (gan.TrainConfig().init_generator, gan.TrainConfig().d_warmup) == ("", 0) and m.mask_refine == 0
     assert not hasattr(gan.Generator(gan.get_config("tiny").model), "bg_net")
 
 
@@ -49,6 +51,38 @@ def test_composite_background_draws_only_through_the_background_map(masks):
         assert ((new_parts - x).abs() <= 2 * (1 - bg_map) + 1e-5).all() and (new_parts - x).abs().max() > 1e-3
     with pytest.raises(ValueError, match="bg_channels"):
         gan.get_config("tiny", {"model.background": "composite"})  # the default widths are for 64 px
+
+
+def test_refined_mask_starts_as_the_keypoints_own_and_learns_a_bounded_move():
+    over = {"model.background": "composite", "model.bg_channels": (8, 8, 8, 8), "model.part_masks": "normalised"}
+    torch.manual_seed(0)
+    plain = gan.Generator(gan.get_config("tiny", over).model).eval()
+    torch.manual_seed(0)
+    g = gan.Generator(gan.get_config("tiny", {**over, "model.mask_refine": 3.0}).model).eval()
+    assert g.to_rgb.out_channels == 4 and plain.to_rgb.out_channels == 3
+    state = {n: t for n, t in plain.state_dict().items() if not n.startswith("to_rgb.")}
+    g.load_state_dict(state, strict=False)  # same weights but the zero-initialised 4th channel, which changes nothing
+    with torch.no_grad():
+        g.to_rgb.weight[:3].copy_(plain.to_rgb.weight)
+        g.to_rgb.bias[:3].copy_(plain.to_rgb.bias)
+    z = torch.randn(3, 2, g.cfg.z_dim)
+    x0, lat = plain(*z)
+    x1, _ = g(*z)
+    assert torch.allclose(x0, x1, atol=1e-5)
+    # the 4th channel gets a gradient through the blend, the background net still draws where the mask says
+    x1, _ = g.train()(*z)
+    grad = torch.autograd.grad(x1.square().sum(), g.to_rgb.weight)[0]
+    assert grad[3].abs().sum() > 0
+    # the parts may lower the mask's logit by at most mask_refine, and never raise it: a pixel the keypoints give
+    # to the background stays mostly background, and the background cannot take the parts' pixels
+    bg_map = torch.tensor([0.5, 0.99, 0.01]).view(1, 1, 1, 3)
+    for raw, move in ((1e3, 0.0), (-1e3, -3.0), (-0.5, 3.0 * math.tanh(-0.5))):
+        moved = torch.logit(g.refine_mask(bg_map, torch.full_like(bg_map, raw))) - torch.logit(bg_map)
+        assert torch.allclose(moved, torch.full_like(moved, move), atol=1e-3)
+    with pytest.raises(ValueError, match="mask_refine"):
+        gan.get_config("tiny", {"model.mask_refine": 3.0})  # the shared background has no mask to refine
+    with pytest.raises(ValueError, match="mask_refine"):
+        gan.get_config("tiny", {**over, "model.mask_refine": -1.0})
 
 
 def test_composite_background_drawn_at_low_resolution_is_upsampled_and_smooth():
