@@ -66,10 +66,10 @@ def test_refined_mask_starts_as_the_keypoints_own_and_learns_a_bounded_move():
         g.to_rgb.weight[:3].copy_(plain.to_rgb.weight)
         g.to_rgb.bias[:3].copy_(plain.to_rgb.bias)
     z = torch.randn(3, 2, g.cfg.z_dim)
-    x0, lat = plain(*z)
+    x0, _ = plain(*z)
     x1, _ = g(*z)
     assert torch.allclose(x0, x1, atol=1e-5)
-    # the 4th channel gets a gradient through the blend, the background net still draws where the mask says
+    # the 4th channel gets a gradient through the blend
     x1, _ = g.train()(*z)
     grad = torch.autograd.grad(x1.square().sum(), g.to_rgb.weight)[0]
     assert grad[3].abs().sum() > 0
